@@ -1,0 +1,142 @@
+"""Commands: requests to change an incident. Only the decider turns them into events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+
+from contracts.common import Actor, Message, Severity, Status, UtcDatetime
+
+
+class CommandBase(Message):
+    command_id: UUID
+    incident_id: UUID
+    actor: Actor
+    issued_at: UtcDatetime
+    expected_version: int | None = Field(default=None, ge=0)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    correlation_id: UUID | None = None
+
+
+class OpenIncident(CommandBase):
+    type: Literal["OpenIncident"] = "OpenIncident"
+    title: str = Field(min_length=1, max_length=300)
+    service: str = Field(min_length=1, max_length=200)
+    severity: Severity
+    description: str | None = Field(default=None, max_length=20_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AcknowledgeIncident(CommandBase):
+    type: Literal["AcknowledgeIncident"] = "AcknowledgeIncident"
+
+
+class ChangeStatus(CommandBase):
+    type: Literal["ChangeStatus"] = "ChangeStatus"
+    to: Status
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class ChangeSeverity(CommandBase):
+    type: Literal["ChangeSeverity"] = "ChangeSeverity"
+    severity: Severity
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class AddNote(CommandBase):
+    type: Literal["AddNote"] = "AddNote"
+    note_id: UUID
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class AttachAlert(CommandBase):
+    type: Literal["AttachAlert"] = "AttachAlert"
+    fingerprint: str = Field(min_length=1, max_length=200)
+    alertname: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: UtcDatetime
+    source: str | None = None
+
+
+class ResolveAlert(CommandBase):
+    type: Literal["ResolveAlert"] = "ResolveAlert"
+    fingerprint: str = Field(min_length=1, max_length=200)
+    ends_at: UtcDatetime
+    mitigate_when_last: bool = True
+
+
+class StartCorrelation(CommandBase):
+    type: Literal["StartCorrelation"] = "StartCorrelation"
+    run_id: UUID
+    sources: list[str]
+    trigger: str = "manual"
+
+
+class StartCorrelationSource(CommandBase):
+    type: Literal["StartCorrelationSource"] = "StartCorrelationSource"
+    run_id: UUID
+    source: str
+
+
+class CompleteCorrelationSource(CommandBase):
+    type: Literal["CompleteCorrelationSource"] = "CompleteCorrelationSource"
+    run_id: UUID
+    source: str
+    outcome: Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
+    attempts: int = Field(ge=0)
+    duration_ms: int = Field(ge=0)
+    error: str | None = None
+    queries: list[str] = Field(default_factory=list)
+
+
+class RecordFinding(CommandBase):
+    type: Literal["RecordFinding"] = "RecordFinding"
+    run_id: UUID
+    finding_id: UUID
+    source: str
+    kind: str
+    summary: str
+    confidence: float = Field(ge=0, le=1)
+    changed_at: UtcDatetime | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompleteCorrelation(CommandBase):
+    type: Literal["CompleteCorrelation"] = "CompleteCorrelation"
+    run_id: UUID
+    outcome: Literal["succeeded", "partial", "failed"]
+    hypotheses: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AssessImpact(CommandBase):
+    type: Literal["AssessImpact"] = "AssessImpact"
+    slo: str
+    burn_rate: float
+    error_budget_left: float
+    estimated_cost: float | None = None
+    window: str | None = None
+
+
+ALL_COMMANDS: tuple[type[CommandBase], ...] = (
+    OpenIncident,
+    AcknowledgeIncident,
+    ChangeStatus,
+    ChangeSeverity,
+    AddNote,
+    AttachAlert,
+    ResolveAlert,
+    StartCorrelation,
+    StartCorrelationSource,
+    CompleteCorrelationSource,
+    RecordFinding,
+    CompleteCorrelation,
+    AssessImpact,
+)
+Command = Annotated[Union[ALL_COMMANDS], Field(discriminator="type")]  # type: ignore[valid-type]
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+COMMAND_TYPES: dict[str, type[CommandBase]] = {
+    cls.model_fields["type"].default: cls for cls in ALL_COMMANDS
+}

@@ -1,0 +1,185 @@
+"""Events: facts appended to `<prefix>.events`, one stream per incident.
+
+The envelope (SPEC §2) is the same for every event; `data` holds the fact itself,
+whose model is chosen by `type`. `decide` returns the facts (`EventData`); the
+decider shell wraps them in envelopes, numbering versions and chaining hashes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import Field, SerializeAsAny, model_validator
+
+from contracts.common import Actor, Message, Severity, Status, UtcDatetime
+
+ZERO_HASH = "0" * 64
+SCHEMA_VERSION = 1
+
+SourceOutcome = Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
+RunOutcome = Literal["succeeded", "partial", "failed"]
+
+
+class EventData(Message):
+    """The fact an event records. `event_type` names it on the wire."""
+
+    event_type: ClassVar[str]
+
+
+class IncidentOpened(EventData):
+    event_type: ClassVar[str] = "IncidentOpened"
+    title: str
+    service: str
+    severity: Severity
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+class IncidentAcknowledged(EventData):
+    event_type: ClassVar[str] = "IncidentAcknowledged"
+    by: str
+
+
+class StatusChanged(EventData):
+    event_type: ClassVar[str] = "StatusChanged"
+    from_: Status = Field(alias="from")
+    to: Status
+    reason: str | None = None
+
+    model_config = {"populate_by_name": True, "frozen": True, "extra": "forbid"}
+
+
+class SeverityChanged(EventData):
+    event_type: ClassVar[str] = "SeverityChanged"
+    from_: Severity = Field(alias="from")
+    to: Severity
+    reason: str | None = None
+
+    model_config = {"populate_by_name": True, "frozen": True, "extra": "forbid"}
+
+
+class NoteAdded(EventData):
+    event_type: ClassVar[str] = "NoteAdded"
+    note_id: UUID
+    text: str
+    author: str
+
+
+class AlertAttached(EventData):
+    event_type: ClassVar[str] = "AlertAttached"
+    fingerprint: str
+    alertname: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: UtcDatetime
+    source: str | None = None
+
+
+class AlertResolved(EventData):
+    event_type: ClassVar[str] = "AlertResolved"
+    fingerprint: str
+    ends_at: UtcDatetime
+    firing_left: int = Field(ge=0)
+
+
+class CorrelationStarted(EventData):
+    event_type: ClassVar[str] = "CorrelationStarted"
+    run_id: UUID
+    sources: list[str]
+    trigger: str = "manual"
+
+
+class CorrelationSourceStarted(EventData):
+    event_type: ClassVar[str] = "CorrelationSourceStarted"
+    run_id: UUID
+    source: str
+
+
+class CorrelationSourceCompleted(EventData):
+    event_type: ClassVar[str] = "CorrelationSourceCompleted"
+    run_id: UUID
+    source: str
+    outcome: SourceOutcome
+    attempts: int = Field(ge=0)
+    duration_ms: int = Field(ge=0)
+    error: str | None = None
+    queries: list[str] = Field(default_factory=list)
+
+
+class FindingRecorded(EventData):
+    event_type: ClassVar[str] = "FindingRecorded"
+    run_id: UUID
+    finding_id: UUID
+    source: str
+    kind: str
+    summary: str
+    confidence: float = Field(ge=0, le=1)
+    changed_at: UtcDatetime | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    after_resolution: bool = False
+
+
+class CorrelationCompleted(EventData):
+    event_type: ClassVar[str] = "CorrelationCompleted"
+    run_id: UUID
+    outcome: RunOutcome
+    hypotheses: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ImpactAssessed(EventData):
+    event_type: ClassVar[str] = "ImpactAssessed"
+    slo: str
+    burn_rate: float
+    error_budget_left: float
+    estimated_cost: float | None = None
+    window: str | None = None
+
+
+ALL_EVENTS: tuple[type[EventData], ...] = (
+    IncidentOpened,
+    IncidentAcknowledged,
+    StatusChanged,
+    SeverityChanged,
+    NoteAdded,
+    AlertAttached,
+    AlertResolved,
+    CorrelationStarted,
+    CorrelationSourceStarted,
+    CorrelationSourceCompleted,
+    FindingRecorded,
+    CorrelationCompleted,
+    ImpactAssessed,
+)
+EVENT_TYPES: dict[str, type[EventData]] = {cls.event_type: cls for cls in ALL_EVENTS}
+EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]
+
+
+class EventEnvelope(Message):
+    """One event on the log, exactly as SPEC §2 lays it out."""
+
+    event_id: UUID
+    type: EventType
+    schema_version: int = SCHEMA_VERSION
+    incident_id: UUID
+    version: int = Field(ge=1)
+    occurred_at: UtcDatetime
+    recorded_at: UtcDatetime
+    causation_id: UUID
+    correlation_id: UUID
+    actor: Actor
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    data: SerializeAsAny[EventData]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_data(cls, value: Any) -> Any:
+        # `data` is parsed by the model its `type` names, so a consumer gets a typed fact.
+        if isinstance(value, dict):
+            kind, data = value.get("type"), value.get("data")
+            model = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+            if model is not None and isinstance(data, dict):
+                value = {**value, "data": model.model_validate(data)}
+        return value
