@@ -1,0 +1,31 @@
+"""Findings read model: what each correlation source found, with its evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from contracts.events import FindingRecorded
+from projections.logged import LoggedEvent, to_json
+from projections.schema import qualified
+
+INSERT = """
+INSERT INTO {s}.findings (finding_id, incident_id, run_id, source, kind, summary, confidence,
+                          changed_at, evidence, after_resolution, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
+ON CONFLICT (finding_id) DO NOTHING
+"""
+
+
+async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]) -> None:
+    """Record every `FindingRecorded` among `events`."""
+    rows = []
+    for item in events:
+        e, d = item.event, item.event.data
+        if isinstance(d, FindingRecorded):
+            rows.append((d.finding_id, e.incident_id, d.run_id, d.source, d.kind, d.summary,
+                         d.confidence, d.changed_at, to_json(item.data["evidence"]),
+                         d.after_resolution, e.recorded_at))
+    if rows:
+        await conn.executemany(qualified(schema, INSERT), rows)

@@ -1,0 +1,184 @@
+"""Incidents read model: one row per incident, folded from its events.
+
+The fold is pure (`evolve`), so a batch is applied by loading the touched rows
+once, folding every event in memory and writing each row back in one statement.
+The row after each event is also what the change feed carries as `incident`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts import events as ev
+from projections.logged import LoggedEvent, from_json, iso, to_json
+from projections.schema import qualified
+
+Row = dict[str, Any]
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"), ("title", "text"), ("service", "text"), ("severity", "text"),
+    ("status", "text"), ("version", "int"), ("description", "text"), ("labels", "jsonb"),
+    ("opened_at", "timestamptz"), ("acknowledged_at", "timestamptz"),
+    ("acknowledged_by", "text"), ("mitigated_at", "timestamptz"),
+    ("resolved_at", "timestamptz"), ("updated_at", "timestamptz"),
+    ("time_to_acknowledge_s", "float8"), ("time_to_mitigate_s", "float8"),
+    ("time_to_resolve_s", "float8"), ("alerts_firing", "int"), ("correlation", "jsonb"),
+    ("top_hypothesis", "jsonb"), ("impact", "jsonb"), ("opened_by", "jsonb"),
+)
+JSON_COLUMNS = frozenset(name for name, kind in COLUMNS if kind == "jsonb")
+
+SELECT = "SELECT * FROM {s}.incidents WHERE id = ANY($1::uuid[])"
+
+UPSERT = (
+    "INSERT INTO {s}.incidents (" + ", ".join(n for n, _ in COLUMNS) + ")\n"
+    "SELECT * FROM unnest(" + ", ".join(f"${i}::{k}[]" for i, (_, k) in enumerate(COLUMNS, 1)) + ")\n"
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{n} = EXCLUDED.{n}" for n, _ in COLUMNS if n != "id")
+)
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """Seconds from `start` to `end`, or None when either is unknown."""
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def opened(event: ev.EventEnvelope) -> Row:
+    d: ev.IncidentOpened = event.data  # type: ignore[assignment]
+    return {
+        "id": event.incident_id, "title": d.title, "service": d.service,
+        "severity": str(d.severity), "status": "open", "version": event.version,
+        "description": d.description, "labels": dict(d.labels),
+        "opened_at": event.occurred_at, "acknowledged_at": None, "acknowledged_by": None,
+        "mitigated_at": None, "resolved_at": None, "updated_at": event.occurred_at,
+        "time_to_acknowledge_s": None, "time_to_mitigate_s": None, "time_to_resolve_s": None,
+        "alerts_firing": 0, "correlation": None, "top_hypothesis": None, "impact": None,
+        "opened_by": event.actor.model_dump(mode="json"),
+    }
+
+
+def evolve(row: Row | None, event: ev.EventEnvelope) -> Row | None:
+    """The incident row after `event`; `row` is not modified.
+
+    Events of an incident never opened (a log that lost its start) leave no row.
+    """
+    d = event.data
+    if isinstance(d, ev.IncidentOpened):
+        return opened(event)
+    if row is None:
+        return None
+    row = dict(row, version=event.version, updated_at=event.occurred_at)
+    at = event.occurred_at
+    match d:
+        case ev.IncidentAcknowledged():
+            if row["acknowledged_at"] is None:
+                row["acknowledged_at"], row["acknowledged_by"] = at, d.by
+                row["time_to_acknowledge_s"] = seconds_between(row["opened_at"], at)
+        case ev.StatusChanged():
+            row["status"] = str(d.to)
+            if d.to == "mitigated" and row["mitigated_at"] is None:
+                row["mitigated_at"] = at
+                row["time_to_mitigate_s"] = seconds_between(row["opened_at"], at)
+            if d.to == "resolved":
+                row["resolved_at"] = at
+                row["time_to_resolve_s"] = seconds_between(row["opened_at"], at)
+            elif d.from_ == "resolved":  # reopened: it is not resolved any more
+                row["resolved_at"] = row["time_to_resolve_s"] = None
+        case ev.SeverityChanged():
+            row["severity"] = str(d.to)
+        case ev.AlertAttached():
+            row["alerts_firing"] = row["alerts_firing"] + 1
+        case ev.AlertResolved():
+            row["alerts_firing"] = d.firing_left
+        case ev.CorrelationStarted():
+            row["correlation"] = {
+                "run_id": str(d.run_id), "state": "running", "outcome": None,
+                "trigger": d.trigger, "started_at": iso(at), "completed_at": None,
+                "sources": {source: "pending" for source in d.sources}, "findings": 0,
+            }
+        case ev.CorrelationSourceStarted() | ev.CorrelationSourceCompleted() \
+                | ev.FindingRecorded() | ev.CorrelationCompleted():
+            row["correlation"], top = _run_progress(row["correlation"], d, at)
+            if top is not _UNCHANGED:
+                row["top_hypothesis"] = top
+        case ev.ImpactAssessed():
+            row["impact"] = {**d.model_dump(mode="json"), "assessed_at": iso(at)}
+    return row
+
+
+_UNCHANGED: Any = object()
+
+
+def _run_progress(summary: dict | None, d: Any, at: datetime) -> tuple[dict | None, Any]:
+    # Only the latest run is summarized; a slower, older run does not overwrite it.
+    if summary is None or summary.get("run_id") != str(d.run_id):
+        return summary, _UNCHANGED
+    summary = dict(summary, sources=dict(summary["sources"]))
+    top: Any = _UNCHANGED
+    match d:
+        case ev.CorrelationSourceStarted():
+            summary["sources"][d.source] = "running"
+        case ev.CorrelationSourceCompleted():
+            summary["sources"][d.source] = d.outcome
+        case ev.FindingRecorded():
+            summary["findings"] = summary.get("findings", 0) + 1
+        case ev.CorrelationCompleted():
+            summary.update(state="completed", outcome=d.outcome, completed_at=iso(at))
+            top = d.hypotheses[0] if d.hypotheses else None
+    return summary, top
+
+
+def to_summary(row: Row) -> dict[str, Any]:
+    """The incident as JSON-ready data: the `incident` of a change-feed message."""
+    out: dict[str, Any] = {}
+    for name, kind in COLUMNS:
+        value = row[name]
+        if kind == "timestamptz":
+            value = iso(value)
+        elif kind == "uuid":
+            value = str(value)
+        out[name] = value
+    return out
+
+
+async def load(conn: asyncpg.Connection, schema: str, ids: Sequence[UUID]) -> dict[UUID, Row]:
+    """The current rows of incidents `ids` (missing ones are absent)."""
+    rows = await conn.fetch(qualified(schema, SELECT), list(ids))
+    loaded: dict[UUID, Row] = {}
+    for record in rows:
+        row = dict(record)
+        for name in JSON_COLUMNS:
+            row[name] = from_json(row[name])
+        loaded[row["id"]] = row
+    return loaded
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]
+) -> list[Row | None]:
+    """Fold `events` (new ones, in log order) into their incident rows and write them.
+
+    Returns the incident row after each event, aligned with `events`.
+    """
+    if not events:
+        return []
+    rows: dict[UUID, Row | None] = dict(await load(conn, schema, {i.event.incident_id for i in events}))
+    after: list[Row | None] = []
+    for item in events:
+        incident = item.event.incident_id
+        rows[incident] = row = evolve(rows.get(incident), item.event)
+        after.append(row)
+    changed = [row for row in rows.values() if row is not None]
+    columns: list[list] = [[] for _ in COLUMNS]
+    for row in changed:
+        for column, (name, kind) in zip(columns, COLUMNS):
+            value = row[name]
+            column.append(to_json(value) if kind == "jsonb" and value is not None else value)
+    await conn.execute(qualified(schema, UPSERT), *columns)
+    return after

@@ -1,0 +1,71 @@
+"""An event as read from the log, and the JSON conventions of the read models."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from contracts.events import EventEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An event together with where it sits in the log (topic, partition, offset)."""
+
+    event: EventEnvelope
+    partition: int
+    offset: int
+    topic: str = ""
+    # The fact as JSON-ready data, computed once and shared by timeline and change feed.
+    data: dict[str, Any] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.data is None:
+            object.__setattr__(self, "data", self.event.data.model_dump(mode="json", by_alias=True))
+
+    @property
+    def key(self) -> tuple[UUID, int]:
+        return self.event.incident_id, self.event.version
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a `Z`, as the wire models write timestamps."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON for jsonb columns and the change feed (uuids and datetimes as strings)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def from_json(value: str | None) -> Any:
+    """A jsonb column as asyncpg returns it (text) back to Python."""
+    return None if value is None else json.loads(value)
+
+
+async def execute_in_order(conn: Any, statements: list[tuple[str, tuple]]) -> None:
+    """Run (sql, args) pairs in the given order, grouping consecutive uses of one
+    statement into a single `executemany` round trip."""
+    i = 0
+    while i < len(statements):
+        sql = statements[i][0]
+        j = i
+        while j < len(statements) and statements[j][0] is sql:
+            j += 1
+        await conn.executemany(sql, [args for _, args in statements[i:j]])
+        i = j

@@ -1,0 +1,28 @@
+"""Notes read model: the notes responders added to an incident."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from contracts.events import NoteAdded
+from projections.logged import LoggedEvent
+from projections.schema import qualified
+
+INSERT = """
+INSERT INTO {s}.notes (note_id, incident_id, text, author, added_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (note_id) DO NOTHING
+"""
+
+
+async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]) -> None:
+    """Record the note of every `NoteAdded` among `events`."""
+    rows = [
+        (d.note_id, e.incident_id, d.text, d.author, e.occurred_at)
+        for e, d in ((i.event, i.event.data) for i in events)
+        if isinstance(d, NoteAdded)
+    ]
+    if rows:
+        await conn.executemany(qualified(schema, INSERT), rows)

@@ -1,0 +1,123 @@
+"""Timeline read model: one row per event, with a sentence a person can read.
+
+The timeline's primary key (incident_id, version) is also what makes the whole
+projection idempotent: `apply_batch` returns only the events that were new, and
+every other read model applies just those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from contracts import events as ev
+from projections.logged import LoggedEvent, to_json
+from projections.schema import qualified
+
+INSERT = """
+INSERT INTO {s}.timeline (incident_id, version, event_id, type, occurred_at, recorded_at,
+                          actor, summary, data, kafka_partition, kafka_offset)
+SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[], $7::jsonb[], $8::text[], $9::jsonb[], $10::int[],
+                     $11::bigint[])
+ON CONFLICT (incident_id, version) DO NOTHING
+RETURNING incident_id, version
+"""
+
+NOTE_PREVIEW = 120
+
+
+def _clip(text: str, limit: int = NOTE_PREVIEW) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
+def summarize(event: ev.EventEnvelope) -> str:
+    """A short sentence describing `event` for the incident timeline."""
+    d = event.data
+    match d:
+        case ev.IncidentOpened():
+            return f"Opened by {event.actor.id}: {d.title} ({d.severity}, {d.service})"
+        case ev.IncidentAcknowledged():
+            return f"Acknowledged by {d.by}"
+        case ev.StatusChanged():
+            text = f"Status {d.from_} → {d.to}"
+            return f"{text}: {d.reason}" if d.reason else text
+        case ev.SeverityChanged():
+            text = f"Severity {d.from_} → {d.to}"
+            return f"{text}: {d.reason}" if d.reason else text
+        case ev.NoteAdded():
+            return f"Note by {d.author}: {_clip(d.text)}"
+        case ev.AlertAttached():
+            return f"Alert {d.alertname or d.fingerprint} firing"
+        case ev.AlertResolved():
+            left = "no alerts still firing" if d.firing_left == 0 else f"{d.firing_left} still firing"
+            return f"Alert {d.fingerprint} resolved ({left})"
+        case ev.CorrelationStarted():
+            sources = ", ".join(d.sources) if d.sources else "no sources"
+            return f"Correlation started over {sources}"
+        case ev.CorrelationSourceStarted():
+            return f"{d.source}: querying"
+        case ev.CorrelationSourceCompleted():
+            return _source_completed(d)
+        case ev.FindingRecorded():
+            late = " (after resolution)" if d.after_resolution else ""
+            return f"{d.source} finding{late}, confidence {d.confidence:.2f}: {_clip(d.summary)}"
+        case ev.CorrelationCompleted():
+            text = f"Correlation {d.outcome}"
+            top = _hypothesis_title(d.hypotheses[0]) if d.hypotheses else None
+            return f"{text}; top hypothesis: {top}" if top else f"{text}; no hypothesis"
+        case ev.ImpactAssessed():
+            text = (f"SLO {d.slo}: burn rate {d.burn_rate:.1f}×, "
+                    f"{_percent(d.error_budget_left)} error budget left")
+            return f"{text}, estimated cost {d.estimated_cost:,.0f}" if d.estimated_cost else text
+    return event.type
+
+
+def _source_completed(d: ev.CorrelationSourceCompleted) -> str:
+    tries = "1 attempt" if d.attempts == 1 else f"{d.attempts} attempts"
+    match d.outcome:
+        case "succeeded":
+            return f"{d.source} succeeded ({tries}, {d.duration_ms} ms)"
+        case "no_data":
+            query = f": {_clip(d.queries[0], 200)}" if d.queries else ""
+            return f"{d.source} returned no data{query}"
+        case "unavailable":
+            return f"{d.source} unavailable" + (f": {_clip(d.error)}" if d.error else "")
+        case "timed_out":
+            return f"{d.source} timed out after {d.duration_ms} ms ({tries})"
+    return f"{d.source} failed after {tries}" + (f": {_clip(d.error)}" if d.error else "")
+
+
+def _hypothesis_title(hypothesis: dict) -> str | None:
+    for key in ("title", "summary", "cause", "description"):
+        value = hypothesis.get(key)
+        if isinstance(value, str) and value:
+            return _clip(value)
+    return None
+
+
+async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]) -> list[LoggedEvent]:
+    """Insert a timeline row per event; return the events not recorded before, in order.
+
+    An (incident_id, version) already present is a redelivery or a repeat written
+    by an at-least-once producer: it is left alone and left out of the result.
+    """
+    if not events:
+        return []
+    columns: list[list] = [[] for _ in range(11)]
+    for item in events:
+        e = item.event
+        row = (e.incident_id, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at,
+               to_json(e.actor.model_dump(mode="json")), summarize(e), to_json(item.data),
+               item.partition, item.offset)
+        for column, value in zip(columns, row):
+            column.append(value)
+    inserted = await conn.fetch(qualified(schema, INSERT), *columns)
+    new = {(r["incident_id"], r["version"]) for r in inserted}
+    return [item for item in events if item.key in new]
