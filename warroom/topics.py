@@ -1,0 +1,63 @@
+"""The Kafka topics Warroom owns, created idempotently at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from warroom.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The events topic is the system of record: it never expires and is never compacted.
+_EVENTS_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+# Outcomes only serve gateways waiting for an answer; a day is plenty.
+_OUTCOMES_CONFIG = {"retention.ms": str(24 * 3600 * 1000)}
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every topic with its partition count and configuration."""
+    t = settings.topics
+    configs = {"events": _EVENTS_CONFIG, "outcomes": _OUTCOMES_CONFIG}
+    return [
+        NewTopic(
+            name=t.name(kind),
+            num_partitions=t.partitions,
+            replication_factor=t.replication_factor,
+            topic_configs=configs.get(kind, {}),
+        )
+        for kind in ("alerts", "commands", "events", "dlq", "outcomes")
+    ]
+
+
+async def ensure_topics(settings: Settings, *, timeout_s: float = 60) -> list[str]:
+    """Create missing topics; return the names that were created. Retries until the broker answers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka.bootstrap,
+            client_id=f"{settings.kafka.client_id}-admin",
+            request_timeout_ms=int(settings.kafka.request_timeout_s * 1000),
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+            if missing:
+                response = await admin.create_topics(missing)
+                for name, code, *_ in response.topic_errors:
+                    # 36 = TOPIC_ALREADY_EXISTS: a concurrent process won the race.
+                    if code not in (0, 36):
+                        raise RuntimeError(f"cannot create topic {name}: Kafka error code {code}")
+            return [spec.name for spec in missing]
+        except (KafkaError, OSError) as err:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kafka at {settings.kafka.bootstrap} unreachable: {err}") from err
+            log.info("waiting for Kafka at %s: %s", settings.kafka.bootstrap, err)
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
