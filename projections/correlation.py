@@ -3,80 +3,94 @@
 A source is `pending` from the run's start, `running` once queried, then one of
 the outcomes `succeeded|failed|no_data|unavailable|timed_out`, so a dashboard
 can show at any moment what is still being waited for and what failed.
+
+Like incidents, a batch is folded in memory over the touched rows and written
+back with one statement per table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from contracts import events as ev
-from projections.logged import LoggedEvent, execute_in_order, to_json
+from projections.logged import LoggedEvent, from_json
+from projections.rows import Columns, column_arrays, upsert_statement
 from projections.schema import qualified
 
-START_RUN = """
-WITH run AS (
-    INSERT INTO {s}.correlation_runs (run_id, incident_id, state, outcome, trigger, sources,
-                                      started_at, completed_at, hypotheses)
-    VALUES ($1, $2, 'running', NULL, $3, $4::jsonb, $5, NULL, NULL)
-    ON CONFLICT (run_id) DO NOTHING
-)
-INSERT INTO {s}.correlation_sources (run_id, source, state, attempts)
-SELECT $1, source, 'pending', 0 FROM unnest($6::text[]) AS source
-ON CONFLICT (run_id, source) DO NOTHING
-"""
+Row = dict[str, Any]
 
-START_SOURCE = """
-WITH source AS (
-    INSERT INTO {s}.correlation_sources (run_id, source, state, attempts, started_at)
-    VALUES ($1, $2, 'running', 0, $3)
-    ON CONFLICT (run_id, source) DO UPDATE SET state = 'running', started_at = EXCLUDED.started_at
-)
-UPDATE {s}.correlation_runs SET sources = jsonb_set(sources, ARRAY[$2::text], '"running"')
-WHERE run_id = $1
-"""
+RUN_COLUMNS: Columns = (("run_id", "uuid"), ("incident_id", "uuid"), ("state", "text"), ("outcome", "text"),
+               ("trigger", "text"), ("sources", "jsonb"), ("started_at", "timestamptz"),
+               ("completed_at", "timestamptz"), ("hypotheses", "jsonb"))
+SOURCE_COLUMNS: Columns = (("run_id", "uuid"), ("source", "text"), ("state", "text"), ("attempts", "int"),
+                  ("duration_ms", "int"), ("error", "text"), ("queries", "jsonb"),
+                  ("started_at", "timestamptz"), ("completed_at", "timestamptz"))
 
-COMPLETE_SOURCE = """
-WITH source AS (
-    INSERT INTO {s}.correlation_sources (run_id, source, state, attempts, duration_ms, error,
-                                         queries, completed_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
-    ON CONFLICT (run_id, source) DO UPDATE SET
-        state = EXCLUDED.state, attempts = EXCLUDED.attempts,
-        duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error,
-        queries = EXCLUDED.queries, completed_at = EXCLUDED.completed_at
-)
-UPDATE {s}.correlation_runs SET sources = jsonb_set(sources, ARRAY[$2::text], to_jsonb($3::text))
-WHERE run_id = $1
-"""
+SELECT_RUNS = "SELECT * FROM {s}.correlation_runs WHERE run_id = ANY($1::uuid[])"
+SELECT_SOURCES = "SELECT * FROM {s}.correlation_sources WHERE run_id = ANY($1::uuid[])"
 
-COMPLETE_RUN = """
-UPDATE {s}.correlation_runs
-SET state = 'completed', outcome = $2, completed_at = $3, hypotheses = $4::jsonb
-WHERE run_id = $1
-"""
+
+UPSERT_RUNS = upsert_statement("correlation_runs", RUN_COLUMNS, ("run_id",))
+UPSERT_SOURCES = upsert_statement("correlation_sources", SOURCE_COLUMNS, ("run_id", "source"))
+
+CORRELATION_EVENTS = (ev.CorrelationStarted, ev.CorrelationSourceStarted,
+                      ev.CorrelationSourceCompleted, ev.CorrelationCompleted)
+
+
+def _source(run_id: UUID, name: str) -> Row:
+    return {"run_id": run_id, "source": name, "state": "pending", "attempts": 0, "duration_ms": None,
+            "error": None, "queries": None, "started_at": None, "completed_at": None}
+
+
+def evolve(runs: dict[UUID, Row], sources: dict[tuple[UUID, str], Row], item: LoggedEvent) -> None:
+    """Apply one correlation event to the `runs` and `sources` rows (in place)."""
+    e, d = item.event, item.event.data
+    if isinstance(d, ev.CorrelationStarted):
+        if d.run_id not in runs:
+            runs[d.run_id] = {"run_id": d.run_id, "incident_id": e.incident_id, "state": "running",
+                              "outcome": None, "trigger": d.trigger,
+                              "sources": {name: "pending" for name in d.sources},
+                              "started_at": e.occurred_at, "completed_at": None, "hypotheses": None}
+            for name in d.sources:
+                sources.setdefault((d.run_id, name), _source(d.run_id, name))
+        return
+    run = runs.get(d.run_id)
+    if isinstance(d, ev.CorrelationCompleted):
+        if run is not None:
+            run.update(state="completed", outcome=d.outcome, completed_at=e.occurred_at,
+                       hypotheses=item.data["hypotheses"])
+        return
+    source = sources.setdefault((d.run_id, d.source), _source(d.run_id, d.source))
+    if isinstance(d, ev.CorrelationSourceStarted):
+        source.update(state="running", started_at=e.occurred_at)
+    else:
+        source.update(state=d.outcome, attempts=d.attempts, duration_ms=d.duration_ms, error=d.error,
+                      queries=list(d.queries), completed_at=e.occurred_at)
+    if run is not None:
+        run["sources"] = {**run["sources"], d.source: source["state"]}
 
 
 async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]) -> None:
     """Apply the correlation events among `events`, in log order."""
-    start_run, start_source = qualified(schema, START_RUN), qualified(schema, START_SOURCE)
-    complete_source, complete_run = qualified(schema, COMPLETE_SOURCE), qualified(schema, COMPLETE_RUN)
-    statements: list[tuple[str, tuple]] = []
-    for item in events:
-        e, d = item.event, item.event.data
-        match d:
-            case ev.CorrelationStarted():
-                pending = to_json({source: "pending" for source in d.sources})
-                statements.append((start_run, (d.run_id, e.incident_id, d.trigger, pending,
-                                               e.occurred_at, list(d.sources))))
-            case ev.CorrelationSourceStarted():
-                statements.append((start_source, (d.run_id, d.source, e.occurred_at)))
-            case ev.CorrelationSourceCompleted():
-                statements.append((complete_source, (d.run_id, d.source, d.outcome, d.attempts,
-                                                     d.duration_ms, d.error, to_json(d.queries),
-                                                     e.occurred_at)))
-            case ev.CorrelationCompleted():
-                statements.append((complete_run, (d.run_id, d.outcome, e.occurred_at,
-                                                  to_json(item.data["hypotheses"]))))
-    await execute_in_order(conn, statements)
+    relevant = [i for i in events if isinstance(i.event.data, CORRELATION_EVENTS)]
+    if not relevant:
+        return
+    run_ids = list({i.event.data.run_id for i in relevant})
+    runs: dict[UUID, Row] = {}
+    for record in await conn.fetch(qualified(schema, SELECT_RUNS), run_ids):
+        runs[record["run_id"]] = dict(record, sources=from_json(record["sources"]),
+                                      hypotheses=from_json(record["hypotheses"]))
+    sources: dict[tuple[UUID, str], Row] = {}
+    if any(not isinstance(i.event.data, ev.CorrelationStarted) for i in relevant):
+        for record in await conn.fetch(qualified(schema, SELECT_SOURCES), run_ids):
+            sources[(record["run_id"], record["source"])] = dict(record, queries=from_json(record["queries"]))
+    for item in relevant:
+        evolve(runs, sources, item)
+    if runs:
+        await conn.execute(qualified(schema, UPSERT_RUNS), *column_arrays(list(runs.values()), RUN_COLUMNS))
+    if sources:
+        await conn.execute(qualified(schema, UPSERT_SOURCES), *column_arrays(list(sources.values()), SOURCE_COLUMNS))

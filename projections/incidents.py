@@ -15,12 +15,13 @@ from uuid import UUID
 import asyncpg
 
 from contracts import events as ev
-from projections.logged import LoggedEvent, from_json, iso, to_json
+from projections.logged import LoggedEvent, from_json, iso
+from projections.rows import Columns, column_arrays, upsert_statement
 from projections.schema import qualified
 
 Row = dict[str, Any]
 
-COLUMNS: tuple[tuple[str, str], ...] = (
+COLUMNS: Columns = (
     ("id", "uuid"), ("title", "text"), ("service", "text"), ("severity", "text"),
     ("status", "text"), ("version", "int"), ("description", "text"), ("labels", "jsonb"),
     ("opened_at", "timestamptz"), ("acknowledged_at", "timestamptz"),
@@ -34,12 +35,7 @@ JSON_COLUMNS = frozenset(name for name, kind in COLUMNS if kind == "jsonb")
 
 SELECT = "SELECT * FROM {s}.incidents WHERE id = ANY($1::uuid[])"
 
-UPSERT = (
-    "INSERT INTO {s}.incidents (" + ", ".join(n for n, _ in COLUMNS) + ")\n"
-    "SELECT * FROM unnest(" + ", ".join(f"${i}::{k}[]" for i, (_, k) in enumerate(COLUMNS, 1)) + ")\n"
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{n} = EXCLUDED.{n}" for n, _ in COLUMNS if n != "id")
-)
+UPSERT = upsert_statement("incidents", COLUMNS, ("id",))
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
@@ -175,10 +171,5 @@ async def apply_batch(
         rows[incident] = row = evolve(rows.get(incident), item.event)
         after.append(row)
     changed = [row for row in rows.values() if row is not None]
-    columns: list[list] = [[] for _ in COLUMNS]
-    for row in changed:
-        for column, (name, kind) in zip(columns, COLUMNS):
-            value = row[name]
-            column.append(to_json(value) if kind == "jsonb" and value is not None else value)
-    await conn.execute(qualified(schema, UPSERT), *columns)
+    await conn.execute(qualified(schema, UPSERT), *column_arrays(changed, COLUMNS))
     return after

@@ -57,15 +57,3 @@ def from_json(value: str | None) -> Any:
     """A jsonb column as asyncpg returns it (text) back to Python."""
     return None if value is None else json.loads(value)
 
-
-async def execute_in_order(conn: Any, statements: list[tuple[str, tuple]]) -> None:
-    """Run (sql, args) pairs in the given order, grouping consecutive uses of one
-    statement into a single `executemany` round trip."""
-    i = 0
-    while i < len(statements):
-        sql = statements[i][0]
-        j = i
-        while j < len(statements) and statements[j][0] is sql:
-            j += 1
-        await conn.executemany(sql, [args for _, args in statements[i:j]])
-        i = j
