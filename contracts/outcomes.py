@@ -16,6 +16,7 @@ class CommandOutcome(Message):
     accepted: bool
     code: RejectionCode | None = None
     detail: str | None = None
+    field: str | None = None  # the offending field of a validation_error / version_conflict
     events: int = 0
     version: int = 0
     status: Status | None = None
