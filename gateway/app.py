@@ -1,0 +1,145 @@
+"""The gateway application: one place that wires connections, routes and error rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+
+from gateway import health, pages, problems, stream
+from gateway.auth import TokenVerifier
+from gateway.changes import ChangeFeed
+from gateway.commands import CommandBus
+from gateway.eventlog import EventLog
+from gateway.incidents.routes import router as incidents_router
+from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.services.routes import router as services_router
+from warroom.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long startup keeps retrying servers that are not up yet (e.g. started together).
+STARTUP_TIMEOUT_S = 60.0
+
+T = TypeVar("T")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _with_retries(what: str, start: Callable[[], Awaitable[T]]) -> T:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    delay = 0.2
+    while True:
+        try:
+            return await start()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, Exception) as err:
+            if time.monotonic() + delay > deadline:
+                raise RuntimeError(f"gateway: cannot start {what}: {err}") from err
+            log.warning("gateway: %s not available yet (%s); retrying", what, err)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+
+async def _open_pool(settings: Settings) -> asyncpg.Pool:
+    pg = settings.postgres
+    pool = await asyncpg.create_pool(
+        pg.dsn, min_size=pg.pool_min, max_size=pg.pool_max, timeout=pg.connect_timeout_s,
+        # Read-model SQL names its tables unqualified; the schema is chosen here, once.
+        server_settings={"search_path": pg.schema_name, "application_name": "warroom-gateway"},
+        init=_init_connection,
+    )
+    try:
+        await _migrate(pool, pg.schema_name)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+async def _migrate(pool: asyncpg.Pool, schema: str) -> None:
+    try:
+        from projections.schema import migrate
+    except ImportError:
+        log.warning("gateway: projections.schema is not available; assuming schema %s exists", schema)
+        return
+    await migrate(pool, schema)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the pool, the command bus, the change feed and the event-log reader; close them after."""
+    settings: Settings = app.state.settings
+    metrics: GatewayMetrics = app.state.metrics
+    async with AsyncExitStack() as stack:
+        pool = await _with_retries("PostgreSQL pool", lambda: _open_pool(settings))
+        stack.push_async_callback(pool.close)
+
+        async def start_bus() -> CommandBus:
+            bus = CommandBus(settings, metrics)
+            try:
+                await bus.start()
+            except BaseException:
+                await bus.stop()
+                raise
+            return bus
+
+        bus = await _with_retries("Kafka producer and outcome listener", start_bus)
+        stack.push_async_callback(bus.stop)
+
+        feed = ChangeFeed(settings, metrics)
+        await _with_retries("change feed", feed.start)
+        stack.push_async_callback(feed.stop)
+
+        event_log = EventLog(settings)
+        await _with_retries("event-log reader", event_log.start)
+        stack.push_async_callback(event_log.stop)
+
+        app.state.pool, app.state.bus, app.state.feed, app.state.event_log = pool, bus, feed, event_log
+        log.info("gateway: ready (schema %s, topics %s.*)", settings.postgres.schema_name, settings.topics.prefix)
+        yield
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The gateway app for `settings`; nothing connects until its lifespan starts.
+
+    Raises ValueError when no way to verify tokens is configured.
+    """
+    app = FastAPI(
+        title="Warroom",
+        version="0.1.0",
+        summary="Incident response on an event log: commands, read models and a live change stream.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.verifier = TokenVerifier(settings)
+    app.state.metrics = GatewayMetrics()
+    problems.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for router in (health.router, pages.router, incidents_router, services_router, stream.router):
+        app.include_router(router)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve the gateway on settings.gateway.host:port until SIGINT/SIGTERM."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway.host,
+        port=settings.gateway.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,1 @@
+"""Incidents: commands that change them and queries over their read models."""

@@ -1,0 +1,144 @@
+"""Request and response bodies of the incident endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import Actor, Severity, Status
+from gateway.fields import MAX_INT4, LabelKey, LabelValue, LongText, Name, Reason, Title
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenIncidentBody(Body):
+    title: Title
+    service: Name
+    severity: Severity
+    description: LongText | None = None
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=100)
+
+
+class ChangeStatusBody(Body):
+    to: Status
+    reason: Reason | None = None
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_INT4)
+
+
+class ChangeSeverityBody(Body):
+    severity: Severity
+    reason: Reason | None = None
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_INT4)
+
+
+class AddNoteBody(Body):
+    text: LongText
+
+
+class CommandAccepted(BaseModel):
+    """The incident as the decider left it after the command."""
+
+    id: UUID
+    status: Status | None
+    version: int
+
+
+class NoteAccepted(CommandAccepted):
+    note_id: UUID
+
+
+class CommandPending(BaseModel):
+    """The outcome could not be told in time; the command may still take effect."""
+
+    command_id: UUID
+    detail: str = "the command was sent but its outcome is not known yet; watch the stream or retry the read"
+
+
+class CorrelationRequested(BaseModel):
+    run_id: UUID
+    command_id: UUID
+
+
+class Durations(BaseModel):
+    time_to_acknowledge_s: float | None = None
+    time_to_mitigate_s: float | None = None
+    time_to_resolve_s: float | None = None
+
+
+class Incident(BaseModel):
+    id: UUID
+    title: str
+    service: str
+    severity: Severity | str
+    status: Status | str
+    version: int
+    description: str | None = None
+    labels: dict[str, Any] = Field(default_factory=dict)
+    opened_at: datetime | None = None
+    opened_by: Actor | dict[str, Any] | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    updated_at: datetime | None = None
+    durations: Durations
+    alerts_firing: int = 0
+    correlation: dict[str, Any] | None = Field(default=None, description="latest run: run_id, state, outcome, sources")
+    top_hypothesis: dict[str, Any] | None = None
+    impact: dict[str, Any] | None = None
+
+
+class IncidentPage(BaseModel):
+    items: list[Incident]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class TimelineEntry(BaseModel):
+    version: int
+    event_id: UUID
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime | None = None
+    actor: dict[str, Any] | None = None
+    summary: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Finding(BaseModel):
+    finding_id: UUID
+    run_id: UUID | None = None
+    source: str
+    kind: str
+    summary: str
+    confidence: float
+    changed_at: datetime | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    after_resolution: bool = False
+    recorded_at: datetime | None = None
+
+
+class SourceProgress(BaseModel):
+    source: str
+    state: str
+    attempts: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    queries: list[Any] | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class CorrelationRun(BaseModel):
+    run_id: UUID
+    state: str
+    outcome: str | None = None
+    trigger: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    hypotheses: list[Any] = Field(default_factory=list)
+    sources: list[SourceProgress]

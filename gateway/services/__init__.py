@@ -1,0 +1,1 @@
+"""Services and the status their open incidents give them."""

@@ -1,0 +1,122 @@
+"""GET /v1/stream: every committed change as a Server-Sent Event (SPEC §8).
+
+Resume without gap or duplicate: the client's subscription is registered first (it
+collects every change after the feed's current position, its horizon), then the rows
+between Last-Event-ID and the horizon are read from the table, then the subscription
+is drained. Both halves come from the feed's ordered view, so nothing falls between.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
+
+from gateway.auth import StreamViewer
+from gateway.changes import Change, ChangeFeed, Subscription
+from gateway.deps import FeedDep, PoolDep, SettingsDep
+from gateway.fields import Name
+from gateway.problems import Problem, documented
+
+router = APIRouter(tags=["stream"])
+
+BACKLOG_PAGE = 500
+SEND_TIMEOUT_S = 30
+
+SELECT_BOUNDS = "select min(change_id), max(change_id) from changes"
+SELECT_BACKLOG = """
+select change_id, incident_id, version, type, service, payload::text as payload
+from changes
+where change_id > $1 and change_id <= $2
+  and ($3::uuid is null or incident_id = $3)
+  and ($4::text is null or service = $4)
+order by change_id limit $5
+"""
+
+
+def _last_event_id(header: str | None, query: int | None) -> int | None:
+    if query is not None:
+        return query
+    if header is None or not header.strip():
+        return None
+    try:
+        value = int(header.strip())
+    except ValueError:
+        raise Problem.invalid("Last-Event-ID", "must be a change id (an integer)") from None
+    if value < 0:
+        raise Problem.invalid("Last-Event-ID", "must not be negative")
+    return value
+
+
+def _reset(oldest: int | None, newest: int | None) -> bytes:
+    data = json.dumps({"reason": "the requested position is no longer kept; refetch and follow from here",
+                       "oldest_change_id": oldest, "newest_change_id": newest})
+    return f"event: reset\r\ndata: {data}\r\n\r\n".encode()
+
+
+@router.get(
+    "/v1/stream",
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "one message per change: id, event (type), data (JSON)"},
+               **documented(401, 403, 422, 503)},
+    summary="Server-Sent Events for every committed change",
+)
+async def stream(
+    request: Request, _: StreamViewer, pool: PoolDep, feed: FeedDep, settings: SettingsDep,
+    incident: Annotated[UUID | None, Query(description="only this incident")] = None,
+    service: Annotated[Name | None, Query(description="only this service")] = None,
+    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**63 - 1,
+                                                     description="resume after this change id")] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+) -> EventSourceResponse:
+    after = _last_event_id(last_event_id_header, last_event_id_query)
+    if not feed.connected:
+        raise Problem.unavailable("the change feed is not connected to PostgreSQL")
+    # Subscribed before the response starts, so a client that has the headers misses nothing.
+    sub = feed.subscribe(incident, service)
+    return EventSourceResponse(
+        _messages(pool, feed, sub, after),
+        ping=settings.sse.heartbeat_s,
+        send_timeout=SEND_TIMEOUT_S,
+        background=BackgroundTask(feed.unsubscribe, sub),
+    )
+
+
+async def _messages(pool, feed: ChangeFeed, sub: Subscription, after: int | None) -> AsyncIterator[bytes]:
+    try:
+        sent = sub.horizon  # the subscription holds exactly the changes after its horizon
+        if after is not None:
+            oldest, newest = await pool.fetchrow(SELECT_BOUNDS)
+            if (oldest is not None and after < oldest - 1) or after > max(newest or 0, sub.horizon):
+                yield _reset(oldest, newest)
+            else:
+                async for change in _backlog(pool, sub, after):
+                    yield change.frame
+                # `after` may be ahead of this gateway's feed (it came from a faster copy).
+                sent = max(sent, after)
+        while True:
+            change = await sub.queue.get()
+            if change is None:
+                return  # dropped (too slow) or shutting down: the client resumes with Last-Event-ID
+            if change.change_id <= sent:
+                continue
+            yield change.frame
+    finally:
+        feed.unsubscribe(sub)
+
+
+async def _backlog(pool, sub: Subscription, after: int) -> AsyncIterator[Change]:
+    """Matching rows after `after` up to the subscription's horizon, in order."""
+    position = after
+    while position < sub.horizon:
+        rows = await pool.fetch(SELECT_BACKLOG, position, sub.horizon, sub.incident, sub.service, BACKLOG_PAGE)
+        for row in rows:
+            yield Change.from_row(row)
+        if len(rows) < BACKLOG_PAGE:
+            return
+        position = rows[-1]["change_id"]
