@@ -21,6 +21,8 @@ class LoggedEvent:
     topic: str = ""
     # The fact as JSON-ready data, computed once and shared by timeline and change feed.
     data: dict[str, Any] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    # The Kafka record it came from, when it came from Kafka (to dead-letter it if need be).
+    record: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.data is None:

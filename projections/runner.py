@@ -1,0 +1,412 @@
+"""The projector process: read `<prefix>.events`, apply batches to the read models.
+
+The loop only moves events: which records form a batch, where to resume, what
+to do when Kafka or PostgreSQL go away. What a batch *does* is `projections.apply`.
+
+Resuming: the truth is `projection_offsets`, written in each batch's transaction.
+On every partition assignment the consumer seeks to those offsets (or the log's
+start), so a crash at any point neither loses nor doubles a row. Kafka's own
+committed offsets are written after each batch for tools that watch group lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+from projections import changes, offsets
+from projections.apply import PROJECTION, apply_batch
+from projections.logged import LoggedEvent
+from projections.rejects import Unreadable, dead_letter_record, decode
+from projections.schema import migrate
+from warroom.settings import Settings
+
+log = logging.getLogger("warroom.projector")
+
+# Errors after which the connection is dropped and the batch read again from the table's offsets.
+DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+BACKOFF_MAX_S = 5.0
+PRUNE_EVERY_S = 60.0
+STOP_GRACE_S = 15.0
+# A batch refused this many times for its data is applied event by event.
+POISON_AFTER = 2
+
+
+def _is_data_error(err: BaseException) -> bool:
+    # Classes 22 (data exception) and 23 (integrity): the events, not the server, are at fault.
+    return isinstance(err, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
+
+
+@dataclass
+class Batch:
+    """Decoded events in log order, the offsets they take each partition to, and rejects."""
+
+    events: list[LoggedEvent] = field(default_factory=list)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.rejected)
+
+
+def build_batch(records: dict[TopicPartition, list[ConsumerRecord]]) -> Batch:
+    """Decode fetched records, partition by partition in offset order."""
+    batch = Batch()
+    for tp in sorted(records, key=lambda tp: (tp.topic, tp.partition)):
+        for record in records[tp]:
+            try:
+                event = decode(record.value)
+            except Unreadable as err:
+                batch.rejected.append((record, err.reason))
+            else:
+                batch.events.append(LoggedEvent(event, record.partition, record.offset, record.topic,
+                                                record=record))
+        if records[tp]:
+            batch.positions[(tp.topic, tp.partition)] = records[tp][-1].offset + 1
+    return batch
+
+
+class _Seeker(ConsumerRebalanceListener):
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Let the batch in flight commit before another projector takes its partitions.
+        async with self.projector._db_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.projector._seek_to_stored(assigned)
+
+
+class Projector:
+    """One projector: `start()`, then it applies batches until `stop()`.
+
+    `caught_up()` tells whether every assigned partition has been applied to its
+    end; `applied` counts events applied since start.
+    """
+
+    def __init__(self, settings: Settings, *, schema: str | None = None, projection: str = PROJECTION) -> None:
+        self.settings = settings
+        self.schema = schema or settings.postgres.schema_name
+        self.projection = projection
+        self.topic = settings.topics.name("events")
+        self.applied = 0
+        self.repeated = 0
+        self.rejected = 0
+        self._conn: asyncpg.Connection | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._db_lock = asyncio.Lock()
+        self._rewind = False
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+        self._last_prune = time.monotonic()
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (retrying until the servers answer), migrate, and start applying."""
+        await self._connect_db()
+        await self._start_kafka()
+        self._task = asyncio.create_task(self._loop(), name="projector")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, then disconnect."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self._stop_kafka()
+        await self._close_db()
+
+    async def wait(self) -> None:
+        """Until the loop ends (it ends only by `stop()` or an unexpected error)."""
+        if self._task is not None:
+            await self._task
+
+    async def caught_up(self) -> bool:
+        """True when every assigned partition is applied up to the log's end."""
+        lag = await self.lag()
+        return lag is not None and lag == 0
+
+    async def lag(self) -> int | None:
+        """Events on assigned partitions not yet applied (None before assignment)."""
+        consumer = self._consumer
+        if consumer is None or not consumer.assignment():
+            return None
+        assigned = list(consumer.assignment())
+        ends = await consumer.end_offsets(assigned)
+        async with self._db_lock:
+            done = await offsets.load(self._require_db(), self.schema, self.projection, self.topic,
+                                      [tp.partition for tp in assigned])
+        return sum(max(0, end - done.get(tp.partition, 0)) for tp, end in ends.items())
+
+    # --- the loop --------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        failures = 0
+        prefetch: asyncio.Task[Batch] | None = None
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if self._conn is None or self._conn.is_closed():
+                        await self._connect_db()
+                    if self._rewind:
+                        prefetch = await _discard(prefetch)
+                        await self._seek_to_stored(list(self._consumer.assignment()))
+                        continue
+                    batch = await (prefetch or self._fetch())
+                    prefetch = None
+                    if self._rewind or not len(batch):
+                        continue  # read from positions that are not the stored ones
+                    # Decode the next batch while PostgreSQL works on this one.
+                    prefetch = asyncio.create_task(self._fetch())
+                    await self._apply(batch, one_by_one=failures >= POISON_AFTER)
+                    failures = 0
+                except DATABASE_ERRORS as err:
+                    failures += 1
+                    prefetch = await _discard(prefetch)
+                    if not _is_data_error(err):
+                        failures = min(failures, POISON_AFTER - 1)
+                    log.warning("PostgreSQL error, re-reading from stored offsets: %r", err)
+                    await self._close_db()
+                    self._rewind = True
+                    await self._backoff(failures)
+                except KafkaError as err:
+                    failures += 1
+                    prefetch = await _discard(prefetch)
+                    log.warning("Kafka error, retrying: %r", err)
+                    self._rewind = True
+                    await self._backoff(failures)
+                    if failures % 5 == 0:
+                        await self._restart_kafka()
+        finally:
+            await _discard(prefetch)
+
+    async def _fetch(self) -> Batch:
+        consumer = self._consumer
+        assert consumer is not None
+        cfg = self.settings.projector
+        records = await consumer.getmany(timeout_ms=500, max_records=cfg.batch_max)
+        count = sum(len(r) for r in records.values())
+        deadline = time.monotonic() + cfg.batch_wait_ms / 1000
+        # A short wait for more, so a burst is applied in one transaction, not many.
+        while records and count < cfg.batch_max and (left := deadline - time.monotonic()) > 0:
+            more = await consumer.getmany(timeout_ms=int(left * 1000) or 1, max_records=cfg.batch_max - count)
+            if not more:
+                break
+            for tp, recs in more.items():
+                records.setdefault(tp, []).extend(recs)
+                count += len(recs)
+        return build_batch(records)
+
+    async def _apply(self, batch: Batch, *, one_by_one: bool = False) -> None:
+        if one_by_one:
+            await self._apply_one_by_one(batch)
+            return
+        if batch.rejected:
+            await self._dead_letter(batch.rejected)
+        async with self._db_lock:
+            result = await apply_batch(self._require_db(), self.schema, batch.events, batch.positions,
+                                       projection=self.projection)
+            await self._maybe_prune()
+        self.applied += result.applied
+        self.repeated += result.repeated
+        if result.repeated:
+            log.info("skipped %d event(s) already applied", result.repeated)
+        await self._commit_kafka(batch.positions)
+
+    async def _apply_one_by_one(self, batch: Batch) -> None:
+        """After a batch failed on its data more than once: find the event PostgreSQL
+        refuses, dead-letter it, and apply the rest, so one bad event cannot stall the log."""
+        log.warning("applying a batch of %d event(s) one by one to isolate a bad one", len(batch))
+        if batch.rejected:
+            await self._dead_letter(batch.rejected)
+        for item in batch.events:
+            position = {(item.topic, item.partition): item.offset + 1}
+            try:
+                async with self._db_lock:
+                    result = await apply_batch(self._require_db(), self.schema, [item], position,
+                                               projection=self.projection)
+                self.applied += result.applied
+            except asyncpg.PostgresError as err:
+                if not _is_data_error(err):
+                    raise
+                await self._dead_letter([(item.record, f"refused by PostgreSQL: {err}")])
+                async with self._db_lock:
+                    await apply_batch(self._require_db(), self.schema, [], position, projection=self.projection)
+        async with self._db_lock:  # partitions that only had rejects
+            await apply_batch(self._require_db(), self.schema, [], batch.positions, projection=self.projection)
+        await self._commit_kafka(batch.positions)
+
+    async def _dead_letter(self, rejected: Sequence[tuple[ConsumerRecord, str]]) -> None:
+        assert self._producer is not None
+        dlq = self.settings.topics.name("dlq")
+        for record, reason in rejected:
+            log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+            await self._producer.send_and_wait(dlq, dead_letter_record(record, reason), key=record.key)
+        self.rejected += len(rejected)
+
+    async def _commit_kafka(self, positions: dict[tuple[str, int], int]) -> None:
+        # Informational only: the table is what restarts read.
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            await consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in positions.items()})
+        except KafkaError as err:
+            log.debug("could not commit offsets to Kafka (the table has them): %r", err)
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = time.monotonic()
+        await changes.prune(self._require_db(), self.schema, self.settings.sse.change_retention)
+
+    async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """Point the consumer at the offsets the read models recorded (or the log's start)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        ours = [tp for tp in partitions if tp.topic == self.topic]
+        try:
+            async with self._db_lock:
+                stored = await offsets.load(self._require_db(), self.schema, self.projection, self.topic,
+                                            [tp.partition for tp in ours])
+        except DATABASE_ERRORS as err:
+            # The loop reconnects and seeks before it reads anything.
+            log.warning("cannot read stored offsets yet: %r", err)
+            self._rewind = True
+            return
+        fresh = [tp for tp in ours if tp.partition not in stored]
+        for tp in ours:
+            if tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition])
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+        self._rewind = False
+        log.info("resuming partitions %s", {tp.partition: stored.get(tp.partition, 0) for tp in ours})
+
+    # --- connections -----------------------------------------------------------
+
+    def _require_db(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            raise asyncpg.InterfaceError("not connected to PostgreSQL")
+        return self._conn
+
+    async def _connect_db(self) -> None:
+        pg = self.settings.postgres
+        attempt = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(pg.dsn, timeout=pg.connect_timeout_s)
+                await migrate(conn, self.schema)
+                self._conn = conn
+                return
+            except DATABASE_ERRORS as err:
+                attempt += 1
+                log.warning("PostgreSQL not available (%r), retrying", err)
+                await self._backoff(attempt)
+
+    async def _close_db(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 5)
+            if not conn.is_closed():
+                conn.terminate()
+
+    async def _start_kafka(self) -> None:
+        k = self.settings.kafka
+        attempt = 0
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=k.bootstrap,
+                client_id=f"{k.client_id}-projector",
+                group_id=self.settings.projector.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                request_timeout_ms=int(k.request_timeout_s * 1000),
+            )
+            producer = AIOKafkaProducer(
+                bootstrap_servers=k.bootstrap,
+                client_id=f"{k.client_id}-projector",
+                enable_idempotence=k.idempotent_producer,
+                acks="all",
+                request_timeout_ms=int(k.request_timeout_s * 1000),
+            )
+            try:
+                await consumer.start()
+                await producer.start()
+                consumer.subscribe([self.topic], listener=_Seeker(self))
+                self._consumer, self._producer = consumer, producer
+                return
+            except (KafkaError, OSError) as err:
+                attempt += 1
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                log.warning("Kafka at %s not available (%r), retrying", k.bootstrap, err)
+                await self._backoff(attempt)
+
+    async def _stop_kafka(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        for client in (consumer, producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), 10)
+
+    async def _restart_kafka(self) -> None:
+        await self._stop_kafka()
+        await self._start_kafka()
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(BACKOFF_MAX_S, 0.1 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+
+async def _discard(task: asyncio.Task | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        with contextlib.suppress(BaseException):
+            await task
+    return None
+
+
+async def run(settings: Settings) -> None:
+    """Run a projector until SIGTERM or SIGINT, then stop cleanly (`warroom projector`)."""
+    projector = Projector(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await projector.start()
+    log.info("projecting %s into schema %s", projector.topic, projector.schema)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, projector._task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        await projector.stop()
