@@ -119,7 +119,7 @@ def start_tansu(
     Everything it holds is lost when it stops. It supports neither idempotent
     nor transactional producers. ``data_dir`` only holds its log.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     url = f"tcp://{_url_host(host)}:{port}"
@@ -163,7 +163,7 @@ def ensure_kafka_jars(cache_dir: Path, version: str = KAFKA_VERSION) -> Path:
     is marked complete only after a full copy, so an interrupted download is
     redone rather than half-used. Safe to call from concurrent processes.
     """
-    root = Path(cache_dir) / f"kafka-{version}"
+    root = Path(cache_dir).resolve() / f"kafka-{version}"
     libs = root / "libs"
     if (root / _COMPLETE).exists() and libs.is_dir():
         return libs
@@ -281,10 +281,10 @@ def start_apache_kafka(
     ``jars_dir`` or from ``ensure_kafka_jars(default_cache_dir())``.
     ``properties`` overrides or adds broker settings.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     java = java_binary()
-    libs = Path(jars_dir) if jars_dir else ensure_kafka_jars(default_cache_dir())
+    libs = Path(jars_dir).resolve() if jars_dir else ensure_kafka_jars(default_cache_dir())
     port = port or free_port(host)
     controller_port = controller_port or free_port(host)
     log_dirs = data_dir / "kraft-logs"

@@ -58,17 +58,17 @@ class Server:
         return self.process.returncode is None and not _has_exited(self.process.pid)
 
     def stop(self, timeout: float = 15) -> None:
-        """Ask the child to stop, wait up to ``timeout``, then SIGKILL its group.
+        """Ask the child to stop, wait up to ``timeout``, then SIGKILL it and
+        everything it started.
 
-        Idempotent. Always reaps the child and kills whatever else is left in
-        its process group, so nothing outlives it.
+        Idempotent. Always reaps the child; nothing it started outlives it.
         """
         if self.process.returncode is not None:
             return
         if not _has_exited(self.process.pid):
             _signal_pid(self.process.pid, self.stop_signal)
             if not _wait_exited(self.process.pid, timeout):
-                _signal_group(self.process.pid, signal.SIGKILL)
+                _kill_tree(self.process.pid)
                 _wait_exited(self.process.pid, timeout)
         # The leader is a zombie now, so its pid (= the group id) cannot have
         # been reused: kill any stragglers of the group, then reap.
@@ -76,10 +76,11 @@ class Server:
         self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL the whole process group, as a crash would; reaps the child."""
+        """SIGKILL the child and everything it started, as a crash would; reaps
+        the child and returns once all of them are gone."""
         if self.process.returncode is not None:
             return
-        _signal_group(self.process.pid, signal.SIGKILL)
+        _kill_tree(self.process.pid)
         self.process.wait()
 
     def restart(self, timeout: float = 15) -> Server:
@@ -280,6 +281,50 @@ def _wait_exited(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, from /proc (children may have left
+    the process group: Postgres backends call setsid)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return True
+    return stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X")
+
+
+def _kill_tree(pid: int, timeout: float = 10) -> None:
+    """SIGKILL ``pid``, its process group and all its descendants, and wait
+    until the descendants are gone (the caller reaps ``pid`` itself)."""
+    descendants = _descendants(pid)
+    _signal_group(pid, signal.SIGKILL)
+    for child in descendants:
+        _signal_pid(child, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while not all(_gone(child) for child in descendants) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _signal_pid(pid: int, sig: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -12,7 +13,13 @@ from pathlib import Path
 from .process import HttpServer, ServerUnavailable, _url_host, free_port, spawn, wait_ready
 
 
-def _binary(name: str, package: str, label: str) -> str:
+def _binary(name: str, package: str, label: str, env_var: str) -> str:
+    """``$env_var`` if set, else ``name`` on PATH or in /usr/bin."""
+    override = os.environ.get(env_var)
+    if override:
+        if not os.access(override, os.X_OK):
+            raise ServerUnavailable(f"{label}: {env_var}={override!r} is not an executable file")
+        return override
     found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if found is None:
         raise ServerUnavailable(f"{label}: `{name}` is not installed (apt-get install -y {package})")
@@ -55,8 +62,8 @@ def start_prometheus(
     ``alertmanagers`` ("host:port"). The TSDB lives in ``data_dir/tsdb``;
     ``--web.enable-lifecycle`` allows ``POST /-/reload`` and ``/-/quit``.
     """
-    binary = _binary("prometheus", "prometheus", "prometheus")
-    data_dir = Path(data_dir)
+    binary = _binary("prometheus", "prometheus", "prometheus", "WARROOM_PROMETHEUS_BIN")
+    data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     config: dict[str, object] = {
@@ -98,8 +105,9 @@ def start_alertmanager(
     """Start a single (non-clustered) Alertmanager whose only receiver posts
     every notification to ``webhook_url`` (or drops it when None); return once
     ``/-/ready`` answers. Timings default to about a second, for tests."""
-    binary = _binary("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
-    data_dir = Path(data_dir)
+    binary = _binary("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager",
+                     "WARROOM_ALERTMANAGER_BIN")
+    data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     receiver: dict[str, object] = {"name": "default"}

@@ -1,0 +1,72 @@
+"""Which servers the suite runs on, and what happens when one cannot be had."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import pytest
+
+from warroom.servers import ServerUnavailable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KAFKA_ENV = "WARROOM_TEST_KAFKA"
+
+T = TypeVar("T")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def server_unavailable(what: str, reason: object) -> NoReturn:
+    """The one policy for a server the suite cannot start on this machine:
+    skip loudly on a developer's machine, fail under CI (``CI=true``)."""
+    message = f"SERVER MISSING: {what} cannot run here: {reason}"
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def start_or_give_up(what: str, start: Callable[[], T]) -> T:
+    """Run ``start``; a missing binary goes through ``server_unavailable``,
+    any other failure is a real error and propagates."""
+    try:
+        return start()
+    except ServerUnavailable as exc:
+        missing = exc
+    server_unavailable(what, missing)  # outside the except: no chained traceback
+
+
+def jar_cache_dir() -> Path:
+    """Where Apache Kafka's jars are kept between runs (git-ignored)."""
+    return Path(os.environ.get("WARROOM_CACHE_DIR") or REPO_ROOT / ".cache")
+
+
+def kafka_choice() -> str:
+    """``apache``, ``tansu`` or an external ``HOST:PORT``, from $WARROOM_TEST_KAFKA;
+    by default Apache Kafka when ``java`` and ``mvn`` exist, else Tansu."""
+    choice = os.environ.get(KAFKA_ENV, "").strip()
+    if choice:
+        return choice
+    return "apache" if shutil.which("java") and shutil.which("mvn") else "tansu"
+
+
+@dataclass(frozen=True)
+class ExternalKafka:
+    """A broker the suite did not start (``WARROOM_TEST_KAFKA=HOST:PORT``)."""
+
+    bootstrap: str
+    flavor: str = "external"
+
+    @property
+    def host(self) -> str:
+        return self.bootstrap.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.bootstrap.rsplit(":", 1)[1])
