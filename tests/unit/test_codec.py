@@ -1,0 +1,71 @@
+"""The Faust codec for our models, and the dead-letter record."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+from faust.serializers import codecs
+
+from contracts.commands import ChangeStatus
+from contracts.common import Actor, Status
+from contracts.events import ZERO_HASH, StatusChanged
+from contracts.outcomes import CommandOutcome
+from streams.chain import seal
+from streams.codec import COMMAND, EVENT, INCIDENT_STATE, OUTCOME, register_codecs
+from streams.dead_letters import dead_letter
+from streams.incident import Applied, Incident
+
+ID = UUID("00000000-0000-4000-8000-000000000001")
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _codecs() -> None:
+    register_codecs()
+    register_codecs()  # idempotent
+
+
+def test_events_round_trip_with_the_wire_aliases() -> None:
+    event = seal(event_id=ID, incident_id=ID, version=1, occurred_at=T0, recorded_at=T0,
+                 data=StatusChanged(from_=Status.OPEN, to=Status.MITIGATED), causation_id=ID,
+                 correlation_id=ID, actor=Actor(kind="system", id="warroom"), prev_hash=ZERO_HASH)
+    raw = codecs.dumps(EVENT, event)
+    assert raw == event.model_dump_json(by_alias=True).encode()
+    assert json.loads(raw)["data"]["from"] == "open"
+    assert codecs.loads(EVENT, raw) == event
+
+
+def test_commands_decode_by_their_type() -> None:
+    command = ChangeStatus(command_id=ID, incident_id=ID, actor=Actor(kind="user", id="a"),
+                           issued_at=T0, to=Status.RESOLVED, reason="fixed")
+    assert codecs.loads(COMMAND, codecs.dumps(COMMAND, command)) == command
+    with pytest.raises(ValueError):
+        codecs.loads(COMMAND, b'{"type": "Nope"}')
+
+
+def test_outcomes_and_incident_state_round_trip() -> None:
+    outcome = CommandOutcome(command_id=ID, incident_id=ID, accepted=False,
+                             code="validation_error", detail="needs a reason", field="reason")
+    assert codecs.loads(OUTCOME, codecs.dumps(OUTCOME, outcome)) == outcome
+    state = Incident(title="t", service="s", status="open", severity="low", version=3,
+                     last_hash=ZERO_HASH, firing=frozenset({"a", "b"}), recent_commands=(str(ID),))
+    applied = Applied(state=state, through_offset=41)
+    assert codecs.loads(INCIDENT_STATE, codecs.dumps(INCIDENT_STATE, applied)) == applied
+
+
+def test_a_dead_letter_keeps_the_original_bytes_reason_and_origin() -> None:
+    key, value, headers = dead_letter(b"\xff\x00not json", b"k", "warroom.commands", 3, 42,
+                                      "not valid JSON", at=T0)
+    letter = json.loads(value)
+    assert key == b"k"
+    assert base64.b64decode(letter["original_base64"]) == b"\xff\x00not json"
+    assert letter["original_text"] is None
+    assert letter | {"original_base64": None} == {
+        "reason": "not valid JSON", "topic": "warroom.commands", "partition": 3, "offset": 42,
+        "at": "2024-05-01T12:00:00Z", "key": "k", "original_base64": None, "original_text": None}
+    assert dict(headers)["warroom-source"] == b"warroom.commands/3/42"
+    assert json.loads(dead_letter(b"{}", None, "t", 0, 0, "r")[1])["original_text"] == "{}"
