@@ -55,6 +55,8 @@ class Batch:
     events: list[LoggedEvent] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    # Which seek the records were read after; a batch read before the latest seek is stale.
+    generation: int = 0
 
     def __len__(self) -> int:
         return len(self.events) + len(self.rejected)
@@ -110,6 +112,7 @@ class Projector:
         self._producer: AIOKafkaProducer | None = None
         self._db_lock = asyncio.Lock()
         self._rewind = False
+        self._generation = 0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._last_prune = time.monotonic()
@@ -203,6 +206,7 @@ class Projector:
         consumer = self._consumer
         assert consumer is not None
         cfg = self.settings.projector
+        generation = self._generation
         records = await consumer.getmany(timeout_ms=500, max_records=cfg.batch_max)
         count = sum(len(r) for r in records.values())
         deadline = time.monotonic() + cfg.batch_wait_ms / 1000
@@ -214,15 +218,23 @@ class Projector:
             for tp, recs in more.items():
                 records.setdefault(tp, []).extend(recs)
                 count += len(recs)
-        return build_batch(records)
+        batch = build_batch(records)
+        batch.generation = generation
+        return batch
 
     async def _apply(self, batch: Batch, *, one_by_one: bool = False) -> None:
         if one_by_one:
             await self._apply_one_by_one(batch)
             return
-        if batch.rejected:
-            await self._dead_letter(batch.rejected)
+        # Under the lock, so a rebalance waits for the whole batch, dead letters included.
         async with self._db_lock:
+            if batch.generation != self._generation:
+                # Read before the consumer was pointed at the stored offsets (a rebalance
+                # ran meanwhile): drop it and read again from the table's offsets.
+                self._rewind = True
+                return
+            if batch.rejected:
+                await self._dead_letter(batch.rejected)
             result = await apply_batch(self._require_db(), self.schema, batch.events, batch.positions,
                                        projection=self.projection)
             await self._maybe_prune()
@@ -280,27 +292,31 @@ class Projector:
         await changes.prune(self._require_db(), self.schema, self.settings.sse.change_retention)
 
     async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        """Point the consumer at the offsets the read models recorded (or the log's start)."""
+        """Point the consumer at the offsets the read models recorded (or the log's start).
+
+        Every batch read before this is stale from now on (see `_apply`).
+        """
         consumer = self._consumer
         if consumer is None:
             return
         ours = [tp for tp in partitions if tp.topic == self.topic]
-        try:
-            async with self._db_lock:
+        async with self._db_lock:
+            self._generation += 1
+            try:
                 stored = await offsets.load(self._require_db(), self.schema, self.projection, self.topic,
                                             [tp.partition for tp in ours])
-        except DATABASE_ERRORS as err:
-            # The loop reconnects and seeks before it reads anything.
-            log.warning("cannot read stored offsets yet: %r", err)
-            self._rewind = True
-            return
-        fresh = [tp for tp in ours if tp.partition not in stored]
-        for tp in ours:
-            if tp.partition in stored:
-                consumer.seek(tp, stored[tp.partition])
-        if fresh:
-            await consumer.seek_to_beginning(*fresh)
-        self._rewind = False
+            except DATABASE_ERRORS as err:
+                # The loop reconnects and seeks before it applies anything.
+                log.warning("cannot read stored offsets yet: %r", err)
+                self._rewind = True
+                return
+            for tp in ours:
+                if tp.partition in stored:
+                    consumer.seek(tp, stored[tp.partition])
+            fresh = [tp for tp in ours if tp.partition not in stored]
+            if fresh:
+                await consumer.seek_to_beginning(*fresh)
+            self._rewind = False
         log.info("resuming partitions %s", {tp.partition: stored.get(tp.partition, 0) for tp in ours})
 
     # --- connections -----------------------------------------------------------

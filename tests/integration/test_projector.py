@@ -1,0 +1,369 @@
+"""The projector against real PostgreSQL and Kafka: redelivery, restarts, kill -9.
+
+The read models must always equal a fold of the log: every (incident, version)
+exactly once in the timeline and the change feed, every incident row equal to
+folding its events, whatever was redelivered or interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from contracts.events import EventEnvelope
+from harness.waiting import wait_for_async
+from projections import incidents
+from projections.apply import PROJECTION, apply_batch
+from projections.logged import LoggedEvent
+from projections.runner import Projector
+from projections.schema import changes_channel, migrate
+from projections.synthetic import synthetic_log
+from warroom.settings import Settings, load_settings
+from warroom.topics import ensure_topics
+
+pytestmark = pytest.mark.timeout(300)
+
+REPO = Path(__file__).resolve().parents[2]
+TABLES = {
+    "incidents": "id", "timeline": "incident_id, version", "notes": "note_id",
+    "alerts": "incident_id, fingerprint", "correlation_runs": "run_id",
+    "correlation_sources": "run_id, source", "findings": "finding_id", "services": "name",
+    "changes": "change_id", "projection_offsets": "projection, topic, partition",
+}
+
+
+def unique_name() -> str:
+    return f"proj_{uuid.uuid4().hex[:10]}"
+
+
+def settings_for(kafka, postgres, name: str, partitions: int = 4) -> Settings:
+    return load_settings(
+        kafka={"bootstrap": kafka.bootstrap},
+        postgres={"dsn": postgres.dsn, "schema_name": name},
+        topics={"prefix": name, "partitions": partitions},
+        projector={"group_id": f"{name}-projector", "batch_max": 500, "batch_wait_ms": 5},
+    )
+
+
+async def snapshot(conn: asyncpg.Connection, schema: str) -> dict[str, list[tuple]]:
+    """Every read-model row, in key order (the change feed without its wall-clock column)."""
+    out = {}
+    for table, key in TABLES.items():
+        rows = await conn.fetch(f'SELECT * FROM "{schema}".{table} ORDER BY {key}')
+        out[table] = [tuple(v for k, v in r.items() if k != "created_at") for r in rows]
+    return out
+
+
+def positioned(envelopes: Iterable[EventEnvelope], partitions: int = 3) -> list[LoggedEvent]:
+    """The envelopes as a partitioned log would hold them: by incident, offsets per partition."""
+    next_offset = [0] * partitions
+    out = []
+    for e in envelopes:
+        p = e.incident_id.int % partitions
+        out.append(LoggedEvent(e, p, next_offset[p], "t.events"))
+        next_offset[p] += 1
+    return out
+
+
+def positions_of(batch: list[LoggedEvent]) -> dict[tuple[str, int], int]:
+    positions: dict[tuple[str, int], int] = {}
+    for item in batch:
+        positions[(item.topic, item.partition)] = item.offset + 1
+    return positions
+
+
+# --- applying, without Kafka ----------------------------------------------------------
+
+
+async def test_applying_batches_again_leaves_identical_rows(postgres) -> None:
+    schema = unique_name()
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        await migrate(conn, schema)
+        log = positioned(synthetic_log(1200, concurrent=20))
+        batches = [log[i:i + 100] for i in range(0, len(log), 100)]
+        for batch in batches:
+            await apply_batch(conn, schema, batch, positions_of(batch))
+        first = await snapshot(conn, schema)
+
+        # The same batches redelivered, then shifted so each straddles two old ones,
+        # then one batch holding every event twice (an at-least-once producer's repeat).
+        for batch in batches:
+            result = await apply_batch(conn, schema, batch, positions_of(batch))
+            assert (result.applied, result.repeated, result.last_change_id) == (0, len(batch), None)
+        for start in range(50, len(log), 100):
+            await apply_batch(conn, schema, log[start:start + 100], positions_of(log[start:start + 100]))
+        await apply_batch(conn, schema, log[:300] + log[:300], positions_of(log[:300]))
+
+        assert await snapshot(conn, schema) == first
+        assert len(first["timeline"]) == len(first["changes"]) == len(log)
+        assert [r[0] for r in first["changes"]] == list(range(1, len(log) + 1))
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_do_not_race(postgres) -> None:
+    schema = unique_name()
+    pool = await asyncpg.create_pool(postgres.dsn, min_size=4, max_size=4)
+    try:
+        applied = await asyncio.gather(*(migrate(pool, schema) for _ in range(4)))
+        assert sorted(applied, key=len) == [[], [], [], [1]]
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 1
+    finally:
+        await pool.close()
+
+
+# --- the log, folded ---------------------------------------------------------------
+
+
+async def read_log(settings: Settings) -> list[tuple[int, int, bytes]]:
+    """Every record on the events topic as (partition, offset, value)."""
+    topic = settings.topics.name("events")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)
+                 or await _partitions(consumer, topic)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        records: list[tuple[int, int, bytes]] = []
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in parts])
+
+        while await behind():
+            for tp, recs in (await consumer.getmany(timeout_ms=1000)).items():
+                records.extend((r.partition, r.offset, r.value) for r in recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+def fold_log(records: list[tuple[int, int, bytes]]) -> tuple[dict, set]:
+    """What the read models must hold: incident rows folded from the log, and the
+    (incident, version) keys of the timeline; repeats and unreadable records skipped."""
+    rows: dict = {}
+    keys: set = set()
+    for _, _, value in sorted(records, key=lambda r: (r[0], r[1])):
+        try:
+            event = EventEnvelope.model_validate_json(value)
+        except ValueError:
+            continue
+        if (event.incident_id, event.version) in keys:
+            continue
+        keys.add((event.incident_id, event.version))
+        rows[event.incident_id] = incidents.evolve(rows.get(event.incident_id), event)
+    return rows, keys
+
+
+async def assert_read_models_match_log(conn: asyncpg.Connection, settings: Settings) -> int:
+    schema = settings.postgres.schema_name
+    expected_rows, expected_keys = fold_log(await read_log(settings))
+    timeline = await conn.fetch(f'SELECT incident_id, version FROM "{schema}".timeline')
+    changes = await conn.fetch(f'SELECT incident_id, version, payload FROM "{schema}".changes ORDER BY change_id')
+    assert {(r[0], r[1]) for r in timeline} == expected_keys
+    assert len(timeline) == len(expected_keys)
+    assert len(changes) == len(expected_keys), "the change feed has a row per event, none twice"
+    assert {(r[0], r[1]) for r in changes} == expected_keys
+    # Within an incident, changes come in version order.
+    last: dict = {}
+    for incident_id, version, _ in changes:
+        assert version > last.get(incident_id, 0)
+        last[incident_id] = version
+    loaded = await incidents.load(conn, schema, list(expected_rows))
+    assert {i: incidents.to_summary(r) for i, r in loaded.items()} == \
+        {i: incidents.to_summary(r) for i, r in expected_rows.items()}
+    payload = json.loads(changes[-1]["payload"])
+    assert payload["incident"]["version"] == payload["version"]
+    return len(expected_keys)
+
+
+async def applied_to_end(conn: asyncpg.Connection, settings: Settings) -> bool:
+    """Stored offsets have reached the end of every partition of the events topic."""
+    topic = settings.topics.name("events")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        ends = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+    stored = {p: o for (t, p), o in (await _stored(conn, settings)).items() if t == topic}
+    return all(stored.get(tp.partition, 0) >= end for tp, end in ends.items())
+
+
+async def _stored(conn: asyncpg.Connection, settings: Settings) -> dict[tuple[str, int], int]:
+    try:
+        rows = await conn.fetch(
+            f'SELECT topic, partition, next_offset FROM "{settings.postgres.schema_name}".projection_offsets '
+            "WHERE projection = $1", PROJECTION)
+    except asyncpg.UndefinedTableError:
+        return {}
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+# --- producing -------------------------------------------------------------------------
+
+
+def encoded(envelopes: Iterable[EventEnvelope], *, repeat_every: int = 0) -> list[tuple[bytes, bytes]]:
+    """(key, value) records; every `repeat_every`-th event is written twice, as a
+    producer retrying after a lost acknowledgement would."""
+    out = []
+    for n, e in enumerate(envelopes, 1):
+        record = (str(e.incident_id).encode(), e.model_dump_json(by_alias=True).encode())
+        out.append(record)
+        if repeat_every and n % repeat_every == 0:
+            out.append(record)
+    return out
+
+
+async def produce(settings: Settings, records: list[tuple[bytes, bytes]], *, pace: int = 0) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, enable_idempotence=False,
+                                acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for n, (key, value) in enumerate(records, 1):
+            futures.append(await producer.send(settings.topics.name("events"), value, key=key))
+            if pace and n % pace == 0:  # let the projector interleave with the producer
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def dead_letters(settings: Settings) -> list[dict]:
+    topic = settings.topics.name("dlq")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                group_id=f"{settings.topics.prefix}-dlq-reader")
+    await consumer.start()
+    try:
+        found: list[dict] = []
+        for recs in (await consumer.getmany(timeout_ms=3000)).values():
+            found.extend(json.loads(r.value) for r in recs)
+        return found
+    finally:
+        await consumer.stop()
+
+
+# --- the projector, in process ------------------------------------------------------------
+
+
+async def test_projector_follows_the_log_and_resumes_where_it_stopped(kafka, postgres) -> None:
+    name = unique_name()
+    settings = settings_for(kafka, postgres, name)
+    await ensure_topics(settings)
+    log = list(synthetic_log(1500, seed=11))
+    await produce(settings, encoded(log[:900], repeat_every=50) + [(b"x", b"{not json")])
+
+    conn = await asyncpg.connect(postgres.dsn)
+    notified: list[int] = []
+    projector = Projector(settings)
+    try:
+        await projector.start()
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90,
+                             message="projector applied the first 900 events")
+        await conn.add_listener(changes_channel(name), lambda *args: notified.append(int(args[3])))
+        assert await projector.caught_up()
+        await projector.stop()
+
+        # A new projector of the same group picks up where the table says.
+        await produce(settings, encoded(log[900:], repeat_every=50) + [(b"y", b'{"type":"Nope"}')])
+        projector = Projector(settings)
+        await projector.start()
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90,
+                             message="second projector applied the rest")
+        await wait_for_async(lambda: notified and notified[-1] == len(log), timeout=10,
+                             message="NOTIFY of the last change id")
+        assert projector.applied == 600
+        assert await assert_read_models_match_log(conn, settings) == len(log)
+
+        letters = await dead_letters(settings)
+        assert sorted(d["reason"].split(":")[0] for d in letters) == ["invalid JSON", "invalid event"]
+        assert {d["topic"] for d in letters} == {settings.topics.name("events")}
+    finally:
+        await projector.stop()
+        await conn.close()
+
+
+# --- kill -9 under load -------------------------------------------------------------------
+
+
+def spawn_projector(settings: Settings, log_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    env.update({
+        "WARROOM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "WARROOM_POSTGRES__DSN": settings.postgres.dsn,
+        "WARROOM_POSTGRES__SCHEMA_NAME": settings.postgres.schema_name,
+        "WARROOM_TOPICS__PREFIX": settings.topics.prefix,
+        "WARROOM_TOPICS__PARTITIONS": str(settings.topics.partitions),
+        "WARROOM_PROJECTOR__GROUP_ID": settings.projector.group_id,
+        "WARROOM_PROJECTOR__BATCH_MAX": "300",
+        "PYTHONPATH": str(REPO),
+    })
+    out = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "projections"], cwd=REPO, env=env,
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka, postgres, tmp_path) -> None:
+    name = unique_name()
+    settings = settings_for(kafka, postgres, name)
+    await ensure_topics(settings)
+    records = encoded(synthetic_log(10_000, seed=3, concurrent=200), repeat_every=97)
+    conn = await asyncpg.connect(postgres.dsn)
+    log_path = tmp_path / "projector.log"
+    first = spawn_projector(settings, log_path)
+    second: subprocess.Popen | None = None
+    producing = asyncio.create_task(produce(settings, records, pace=250))
+    try:
+        async def some_applied() -> bool:
+            try:
+                return await conn.fetchval(f'SELECT count(*) FROM "{name}".timeline') >= 2500
+            except asyncpg.UndefinedTableError:
+                return False
+
+        await wait_for_async(some_applied, timeout=120, message="projector applied 2,500 events")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        applied_at_kill = await conn.fetchval(f'SELECT count(*) FROM "{name}".timeline')
+        assert applied_at_kill < 10_000, "the kill should land mid-stream"
+
+        second = spawn_projector(settings, log_path)
+        await producing
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=180,
+                             message=f"restarted projector caught up (log: {log_path})")
+        assert await assert_read_models_match_log(conn, settings) == 10_000
+        assert await conn.fetchval(f'SELECT count(*) FROM "{name}".incidents') == \
+            await conn.fetchval(f'SELECT count(DISTINCT incident_id) FROM "{name}".timeline')
+    finally:
+        producing.cancel()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        await conn.close()
