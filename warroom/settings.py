@@ -108,6 +108,8 @@ class PrometheusSource(Section):
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {"error_rate": 0.05, "latency_p95": 1.0, "saturation": 0.9, "restarts": 0}
     )
+    lookback: str = "30m"  # how far before the incident start to look for when a breach began
+    step: str = "15s"  # resolution of that look back (query_range step)
 
 
 class LokiSource(Section):
@@ -117,6 +119,13 @@ class LokiSource(Section):
     baseline_offset: str = "1h"
     error_query: str = '{{{label}="{service}"}} |~ "(?i)(error|exception|fatal)"'
     pattern_limit: int = Field(default=500, ge=1)
+    step: str = "1m"
+    volume_query: str = 'sum(count_over_time({{{label}="{service}"}}[{step}]))'
+    count_query: str = "sum(count_over_time({error_query}[{step}]))"
+    baseline_query: str = "sum(count_over_time({error_query}[{step}] offset {baseline_offset}))"
+    error_ratio: float = Field(default=2.0, ge=1)
+    min_error_lines: int = Field(default=10, ge=0)
+    top_patterns: int = Field(default=5, ge=1)
 
 
 class KubernetesSource(Section):
@@ -150,6 +159,7 @@ class SLO(Section):
     total_query: str
     objective: float = Field(gt=0, lt=1)
     window: str = "30d"
+    burn_window: str = "5m"
     cost_per_minute: float | None = Field(default=None, ge=0)
 
 

@@ -1,0 +1,96 @@
+"""What a correlation source is given and what it reports back.
+
+A source investigates one incident and answers with a `SourceReport`; it never builds
+commands. `run.py` turns reports into the commands the decider sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from streams.correlation.resilience import Calls, CircuitBreaker
+
+SourceOutcome = Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
+RunOutcome = Literal["succeeded", "partial", "failed"]
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    """The little a run needs to know about the incident it investigates."""
+
+    id: UUID
+    service: str
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a source noticed, with the evidence to check it by hand.
+
+    `key` tells apart findings of the same kind within one source (e.g. one per pod);
+    together with source and kind it makes the finding id deterministic within a run.
+    """
+
+    kind: str
+    summary: str
+    confidence: float
+    evidence: dict[str, Any]
+    changed_at: datetime | None = None
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """What a source found. `outcome` is one of succeeded | no_data | failed.
+
+    `failed` here means the source answered but refused some query (a bad template);
+    a source it could not reach raises `SourceUnreachable` instead. `problems` names
+    each query that returned nothing or was refused, so the reason is never silent.
+    """
+
+    outcome: Literal["succeeded", "no_data", "failed"]
+    findings: list[Finding] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str | None:
+        return "; ".join(self.problems) or None
+
+
+class Source(Protocol):
+    """A place to look for causes: Prometheus, Loki, Kubernetes.
+
+    Built once per process by `build_sources`, so its circuit breaker outlives runs.
+    """
+
+    name: str
+    breaker: CircuitBreaker
+
+    def unavailable_reason(self) -> str | None:
+        """Why this source cannot be asked at all (not configured), or None."""
+
+    async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
+        """Query the source about `incident`, every call through `calls`."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+def settle(problems_no_data: list[str], problems_failed: list[str], findings: list[Finding],
+           answered: int) -> SourceReport:
+    """The one rule for a source's outcome from its queries.
+
+    A refused query makes the source `failed`; otherwise a query that returned no series
+    makes it `no_data`; both name the query. Findings of the queries that did answer are
+    kept either way: a partly misconfigured source still shows what it saw.
+    """
+    problems = problems_failed + problems_no_data
+    if problems_failed:
+        return SourceReport("failed", findings, problems)
+    if problems_no_data or not answered:
+        return SourceReport("no_data", findings, problems or ["no query answered"])
+    return SourceReport("succeeded", findings, [])
