@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from warroom.settings import Settings, SettingsError, load_settings
 
 ROLES = ("viewer", "responder", "ingest", "admin")
@@ -76,7 +78,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
         )
         return 2
     settings = settings.model_copy(
-        update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})}
+        update={"auth": settings.auth.model_copy(update={"jwt_secret": SecretStr(secret)})}
     )
     roles = args.role or ["viewer"]
     print(mint_token(settings, sub=args.sub, roles=roles, ttl_s=args.ttl))
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except SettingsError as err:

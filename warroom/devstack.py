@@ -23,6 +23,8 @@ import httpx
 
 from warroom.servers import Server, free_port, start_postgres, start_tansu
 from warroom.servers.process import log_tail, spawn
+from pydantic import SecretStr
+
 from warroom.settings import Settings
 from warroom.topics import ensure_topics
 
@@ -157,7 +159,9 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
             components[-1].start()
         url = f"http://{host}:{port}"
         (data_dir / "stack.json").write_text(json.dumps(
-            {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid()}, indent=2))
+            {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid(),
+             "children": {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}},
+            indent=2))
         _wait_ready(url, components, READY_TIMEOUT_S)
         token = _mint(settings, secret)
         print(f"warroom: ready in {time.monotonic() - started:.1f}s", flush=True)
@@ -183,7 +187,7 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
 def _mint(settings: Settings, secret: str) -> str:
     from gateway.auth import mint_token
 
-    with_secret = settings.model_copy(update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})})
+    with_secret = settings.model_copy(update={"auth": settings.auth.model_copy(update={"jwt_secret": SecretStr(secret)})})
     return mint_token(with_secret, sub="admin", roles=["admin"])
 
 
