@@ -74,9 +74,14 @@ def create_app(settings: Settings) -> Streams:
         topics.name("outcomes"), key_serializer="raw", value_serializer=OUTCOME, partitions=n
     )
     dlq = app.topic(topics.name("dlq"), key_serializer="raw", value_serializer="raw", partitions=n)
-    incidents = app.Table("incidents", partitions=n, default=None, key_type=str)
-    # Faust derives a table's changelog codecs from faust.Record types; ours is a pydantic
-    # model, so name the codecs before the changelog topic is first declared.
-    incidents.key_serializer = "raw"
-    incidents.value_serializer = INCIDENT_STATE
+    # Faust derives a changelog's codecs from faust.Record types; our state is a pydantic
+    # model, so the changelog topic is declared here as Faust would, with our codec named.
+    changelog = app.topic(
+        f"{app.conf.id}-incidents-changelog", key_type=str, key_serializer="raw",
+        value_serializer=INCIDENT_STATE, partitions=n, compacting=True, acks=False,
+        internal=True, maxsize=131_072, allow_empty=True,
+    )
+    incidents = app.Table("incidents", partitions=n, default=None, key_type=str,
+                          changelog_topic=changelog)
+    incidents.key_serializer, incidents.value_serializer = "raw", INCIDENT_STATE  # for writes
     return Streams(settings, app, commands, events, outcomes, dlq, incidents)

@@ -1,0 +1,312 @@
+"""The decider worker on a real broker: commands in, chained events, outcomes and dead
+letters out; rejections append nothing; redelivery is harmless; state survives restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from harness.waiting import wait_for, wait_for_async
+
+from contracts.commands import (
+    AcknowledgeIncident,
+    AddNote,
+    ChangeStatus,
+    CommandBase,
+    OpenIncident,
+    StartCorrelation,
+)
+from contracts.common import Actor
+from contracts.events import EventEnvelope
+from contracts.outcomes import CommandOutcome
+from streams.chain import verify
+from warroom.settings import Settings
+from warroom.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+ALICE = Actor(kind="user", id="alice")
+PARTITIONS = 3
+
+
+class Worker:
+    """`python -m streams.worker` as a child process, configured through WARROOM_* variables."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "WARROOM_KAFKA__BOOTSTRAP": self.settings.kafka.bootstrap,
+            "WARROOM_TOPICS__PREFIX": self.settings.topics.prefix,
+            "WARROOM_TOPICS__PARTITIONS": str(self.settings.topics.partitions),
+            "WARROOM_DATA_DIR": str(self.settings.data_dir),
+            "WARROOM_LOG_LEVEL": "info",
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], cwd=ROOT,
+                                        env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = wait_for(lambda: self.process.poll() is not None, timeout=60,
+                        message="worker exiting") and self.process.returncode
+        return code
+
+    def tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+
+
+class Topics:
+    """Everything on the events, outcomes and DLQ topics, collected in the background."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.events: dict[uuid.UUID, list[EventEnvelope]] = defaultdict(list)
+        self.outcomes: dict[uuid.UUID, CommandOutcome] = {}
+        self.dead_letters: list[dict] = []
+
+    async def run(self) -> None:
+        names = self.settings.topics
+        consumer = AIOKafkaConsumer(
+            names.name("events"), names.name("outcomes"), names.name("dlq"),
+            bootstrap_servers=self.settings.kafka.bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, metadata_max_age_ms=1000)
+        await consumer.start()
+        try:
+            while True:
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    for record in records:
+                        self._collect(tp.topic, record.value)
+        finally:
+            await consumer.stop()
+
+    def _collect(self, topic: str, value: bytes) -> None:
+        names = self.settings.topics
+        if topic == names.name("events"):
+            event = EventEnvelope.model_validate_json(value)
+            self.events[event.incident_id].append(event)
+        elif topic == names.name("outcomes"):
+            answer = CommandOutcome.model_validate_json(value)
+            self.outcomes[answer.command_id] = answer
+        else:
+            self.dead_letters.append(json.loads(value))
+
+    def log_of(self, incident: uuid.UUID) -> list[EventEnvelope]:
+        """The incident's events as a reader keeps them: an exact version repeat dropped."""
+        kept: dict[int, EventEnvelope] = {}
+        for event in self.events[incident]:
+            kept.setdefault(event.version, event)
+        return [kept[v] for v in sorted(kept)]
+
+    async def outcome(self, command: CommandBase, timeout: float = 60) -> CommandOutcome:
+        return await wait_for_async(lambda: self.outcomes.get(command.command_id),
+                                    timeout=timeout, message=f"outcome of {command.type}")
+
+
+class Client:
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings, topics: Topics) -> None:
+        self.producer = producer
+        self.topic = settings.topics.name("commands")
+        self.topics = topics
+
+    async def send_raw(self, value: bytes, key: bytes | None) -> None:
+        await self.producer.send_and_wait(self.topic, value, key=key)
+
+    async def send(self, command: CommandBase) -> None:
+        await self.send_raw(command.model_dump_json(by_alias=True).encode(),
+                            str(command.incident_id).encode())
+
+    async def ask(self, command: CommandBase) -> CommandOutcome:
+        await self.send(command)
+        return await self.topics.outcome(command)
+
+
+def command(kind: type[CommandBase], incident: uuid.UUID, **fields) -> CommandBase:
+    return kind(command_id=uuid.uuid4(), incident_id=incident, actor=ALICE,
+                issued_at=datetime.now(UTC), **fields)
+
+
+def opening(incident: uuid.UUID) -> CommandBase:
+    return command(OpenIncident, incident, title="checkout 5xx", service="checkout",
+                   severity="high")
+
+
+@pytest.fixture(scope="module")
+def settings(kafka, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    prefix = f"t-worker-{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka={"bootstrap": kafka.bootstrap},
+                        topics={"prefix": prefix, "partitions": PARTITIONS},
+                        data_dir=tmp_path_factory.mktemp("worker"))
+    asyncio.run(ensure_topics(settings))
+    return settings
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings) -> Iterator[Worker]:
+    worker = Worker(settings, settings.data_dir / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def topics(settings: Settings) -> AsyncIterator[Topics]:
+    topics = Topics(settings)
+    task = asyncio.create_task(topics.run())
+    yield topics
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def client(settings: Settings, topics: Topics, worker: Worker) -> AsyncIterator[Client]:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
+    await producer.start()
+    client = Client(producer, settings, topics)
+    # Ready once it answers: a command on an unknown incident comes back not_found.
+    probe = command(AcknowledgeIncident, uuid.uuid4())
+    await client.send(probe)
+    try:
+        await topics.outcome(probe, timeout=120)
+    except AssertionError as err:
+        raise AssertionError(f"worker never answered:\n{worker.tail()}") from err
+    yield client
+    await producer.stop()
+
+
+async def test_commands_become_chained_events_and_outcomes(client: Client, topics: Topics) -> None:
+    incident = uuid.uuid4()
+    opened = await client.ask(opening(incident))
+    assert (opened.accepted, opened.events, opened.version, opened.status) == (
+        True, 1, 1, "open")
+    await client.ask(command(AcknowledgeIncident, incident))
+    started = await client.ask(command(StartCorrelation, incident, run_id=uuid.uuid4(),
+                                       sources=["prometheus"]))
+    assert (started.events, started.version, started.status) == (2, 4, "investigating")
+    log = await wait_for_async(lambda: len(topics.log_of(incident)) == 4 and
+                               topics.log_of(incident), timeout=30, message="4 events")
+    assert [e.type for e in log] == ["IncidentOpened", "IncidentAcknowledged",
+                                     "CorrelationStarted", "StatusChanged"]
+    assert [e.version for e in log] == [1, 2, 3, 4]
+    assert verify(log).valid
+    assert log[3].actor.kind == "system" and log[3].causation_id == log[2].causation_id
+
+
+async def test_rejections_answer_with_their_code_and_append_nothing(
+        client: Client, topics: Topics) -> None:
+    incident = uuid.uuid4()
+    await client.ask(opening(incident))
+    await client.ask(command(ChangeStatus, incident, to="investigating", expected_version=1))
+
+    backwards = await client.ask(command(ChangeStatus, incident, to="open"))
+    stale = await client.ask(command(ChangeStatus, incident, to="mitigated", expected_version=1))
+    reasonless = await client.ask(command(ChangeStatus, incident, to="mitigated",
+                                          expected_version=2))
+    unknown = await client.ask(command(AcknowledgeIncident, uuid.uuid4()))
+
+    assert (backwards.accepted, backwards.code, backwards.status, backwards.version) == (
+        False, "invalid_transition", "investigating", 2)
+    assert (stale.code, stale.field, stale.version) == ("version_conflict", "expected_version", 2)
+    assert reasonless.accepted and reasonless.version == 3  # investigating -> mitigated is free
+    assert (unknown.code, unknown.version, unknown.status) == ("not_found", 0, None)
+    assert [e.version for e in topics.log_of(incident)] == [1, 2, 3]
+
+
+async def test_poison_goes_to_the_dead_letter_queue_and_processing_goes_on(
+        client: Client, topics: Topics, settings: Settings) -> None:
+    incident = uuid.uuid4()
+    key = str(incident).encode()
+    misaddressed = opening(uuid.uuid4())
+    await client.send_raw(b"\xffnot json at all", key)
+    await client.send_raw(json.dumps({"type": "OpenIncident", "title": "x"}).encode(), key)
+    await client.send_raw(misaddressed.model_dump_json().encode(), key)
+    good = await client.ask(opening(incident))
+    assert good.accepted and good.version == 1
+
+    letters = await wait_for_async(
+        lambda: [d for d in topics.dead_letters if d["key"] == str(incident)] if len(
+            [d for d in topics.dead_letters if d["key"] == str(incident)]) == 3 else None,
+        timeout=30, message="three dead letters")
+    reasons = [letter["reason"] for letter in letters]
+    assert reasons[0].startswith("not valid JSON")
+    assert reasons[1].startswith("not a valid command") and "command_id" in reasons[1]
+    assert "is not its incident_id" in reasons[2]
+    assert letters[0]["original_text"] is None
+    assert base64.b64decode(letters[0]["original_base64"]) == b"\xffnot json at all"
+    assert {letter["topic"] for letter in letters} == {settings.topics.name("commands")}
+    assert all(isinstance(letter["offset"], int) for letter in letters)
+    assert misaddressed.command_id not in topics.outcomes
+
+
+async def test_a_redelivered_command_appends_nothing(client: Client, topics: Topics) -> None:
+    incident = uuid.uuid4()
+    await client.ask(opening(incident))
+    note = command(AddNote, incident, note_id=uuid.uuid4(), text="rolled back")
+    first = await client.ask(note)
+    assert (first.events, first.version) == (1, 2)
+    del topics.outcomes[note.command_id]
+    again = await client.ask(note)
+    assert (again.accepted, again.events, again.version) == (True, 0, 2)
+    assert len(topics.events[incident]) == 2
+
+
+async def test_state_survives_a_restart_of_the_worker(
+        client: Client, topics: Topics, worker: Worker) -> None:
+    incident = uuid.uuid4()
+    await client.ask(opening(incident))
+    await client.ask(command(ChangeStatus, incident, to="investigating"))
+    assert worker.stop() == 0, worker.tail()
+    worker.start()
+    resumed = await client.ask(command(ChangeStatus, incident, to="mitigated",
+                                       expected_version=2))
+    assert (resumed.accepted, resumed.version, resumed.status) == (True, 3, "mitigated"), \
+        worker.tail()
+    log = topics.log_of(incident)
+    assert [e.version for e in log] == [1, 2, 3] and verify(log).valid
+
+
+async def test_kill_9_under_load_loses_and_doubles_nothing(
+        client: Client, topics: Topics, worker: Worker) -> None:
+    incidents = [uuid.uuid4() for _ in range(20)]
+    notes = {i: [command(AddNote, i, note_id=uuid.uuid4(), text=f"note {n}") for n in range(30)]
+             for i in incidents}
+    for incident in incidents:
+        await client.send(opening(incident))
+    for n in range(30):
+        if n == 10:
+            # Kill the worker while it is busy with this load, then start it again.
+            await wait_for_async(lambda: any(c.command_id in topics.outcomes
+                                             for i in incidents for c in notes[i][:10]),
+                                 timeout=60, message="the worker deciding notes")
+            worker.stop(signal.SIGKILL)
+            worker.start()
+        for incident in incidents:
+            await client.send(notes[incident][n])
+    # Commands decided just before the kill may never be answered; the last ones will be.
+    await topics.outcome(notes[incidents[-1]][-1], timeout=120)
+    await wait_for_async(lambda: all(len(topics.log_of(i)) >= 31 for i in incidents),
+                         timeout=60, message="every note in the log")
+    for incident in incidents:
+        log = topics.log_of(incident)
+        assert verify(topics.events[incident]).valid
+        assert [e.version for e in log] == list(range(1, 32))
+        noted = [e.causation_id for e in log if e.type == "NoteAdded"]
+        assert noted == [c.command_id for c in notes[incident]]
