@@ -9,12 +9,10 @@ allocated, and become visible, one batch after another.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
 import asyncpg
 
-from projections.incidents import Row, to_summary
-from projections.logged import LoggedEvent, iso, to_json
+from projections.incidents import Row, SummaryEncoder
+from projections.logged import LoggedEvent, iso
 from projections.schema import changes_channel, qualified, quote_ident
 
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('warroom.changes:' || $1, 0))"
@@ -29,14 +27,13 @@ async def lock(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute(LOCK, schema)
 
 
-def payload(change_id: int, item: LoggedEvent, incident: dict[str, Any] | None) -> str:
-    """The SSE `data` of a change, as JSON text (SPEC §8)."""
+def payload(change_id: int, item: LoggedEvent, incident_json: str | None) -> str:
+    """The SSE `data` of a change, as JSON text (SPEC §8); `incident_json` is the
+    incident row after the event (see `incidents.SummaryEncoder`)."""
     e = item.event
-    return to_json({
-        "change_id": change_id, "incident_id": str(e.incident_id), "version": e.version,
-        "type": e.type, "occurred_at": iso(e.occurred_at), "data": item.data,
-        "incident": incident,
-    })
+    return (f'{{"change_id":{change_id},"incident_id":"{e.incident_id}","version":{e.version},'
+            f'"type":"{e.type}","occurred_at":"{iso(e.occurred_at)}","data":{item.data_json},'
+            f'"incident":{incident_json or "null"}}}')
 
 
 async def apply_batch(
@@ -50,12 +47,13 @@ async def apply_batch(
         return None
     sequence = f"{quote_ident(schema)}.changes_change_id_seq"
     ids = sorted(r["id"] for r in await conn.fetch(ALLOCATE, sequence, len(events)))
+    encoder = SummaryEncoder()
     records = []
     for change_id, item, row in zip(ids, events, incidents):
         e = item.event
         records.append((change_id, e.incident_id, e.version, e.type,
                         row["service"] if row else None, e.occurred_at,
-                        payload(change_id, item, to_summary(row) if row else None)))
+                        payload(change_id, item, encoder.encode(row) if row else None)))
     await conn.copy_records_to_table("changes", schema_name=schema, columns=COLUMNS, records=records)
     return ids[-1]
 

@@ -62,7 +62,7 @@ def evolve(runs: dict[UUID, Row], sources: dict[tuple[UUID, str], Row], item: Lo
     if isinstance(d, ev.CorrelationCompleted):
         if run is not None:
             run.update(state="completed", outcome=d.outcome, completed_at=e.occurred_at,
-                       hypotheses=item.data["hypotheses"])
+                       hypotheses=d.hypotheses)
         return
     source = sources.setdefault((d.run_id, d.source), _source(d.run_id, d.source))
     if isinstance(d, ev.CorrelationSourceStarted):

@@ -25,7 +25,7 @@ async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[Lo
         e, d = item.event, item.event.data
         if isinstance(d, FindingRecorded):
             rows.append((d.finding_id, e.incident_id, d.run_id, d.source, d.kind, d.summary,
-                         d.confidence, d.changed_at, to_json(item.data["evidence"]),
+                         d.confidence, d.changed_at, to_json(d.evidence),
                          d.after_resolution, e.recorded_at))
     if rows:
         await conn.executemany(qualified(schema, INSERT), rows)

@@ -19,14 +19,14 @@ class LoggedEvent:
     partition: int
     offset: int
     topic: str = ""
-    # The fact as JSON-ready data, computed once and shared by timeline and change feed.
-    data: dict[str, Any] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    # The fact as JSON text, encoded once and shared by the timeline and the change feed.
+    data_json: str = field(default="", compare=False, repr=False)
     # The Kafka record it came from, when it came from Kafka (to dead-letter it if need be).
     record: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.data is None:
-            object.__setattr__(self, "data", self.event.data.model_dump(mode="json", by_alias=True))
+        if not self.data_json:
+            object.__setattr__(self, "data_json", self.event.data.model_dump_json(by_alias=True))
 
     @property
     def key(self) -> tuple[UUID, int]:

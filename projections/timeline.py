@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from contracts import events as ev
-from projections.logged import LoggedEvent, to_json
+from projections.logged import LoggedEvent
 from projections.schema import qualified
 
 INSERT = """
@@ -114,7 +114,7 @@ async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[Lo
     for item in events:
         e = item.event
         row = (e.incident_id, e.version, e.event_id, e.type, e.occurred_at, e.recorded_at,
-               to_json(e.actor.model_dump(mode="json")), summarize(e), to_json(item.data),
+               e.actor.model_dump_json(), summarize(e), item.data_json,
                item.partition, item.offset)
         for column, value in zip(columns, row):
             column.append(value)
