@@ -39,6 +39,7 @@ DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg
 BACKOFF_MAX_S = 5.0
 PRUNE_EVERY_S = 60.0
 STOP_GRACE_S = 15.0
+DECODE_SLICE = 100
 # A batch refused this many times for its data is applied event by event.
 POISON_AFTER = 2
 
@@ -66,17 +67,35 @@ def build_batch(records: dict[TopicPartition, list[ConsumerRecord]]) -> Batch:
     """Decode fetched records, partition by partition in offset order."""
     batch = Batch()
     for tp in sorted(records, key=lambda tp: (tp.topic, tp.partition)):
-        for record in records[tp]:
-            try:
-                event = decode(record.value)
-            except Unreadable as err:
-                batch.rejected.append((record, err.reason))
-            else:
-                batch.events.append(LoggedEvent(event, record.partition, record.offset, record.topic,
-                                                record=record))
+        _decode_into(batch, records[tp])
         if records[tp]:
             batch.positions[(tp.topic, tp.partition)] = records[tp][-1].offset + 1
     return batch
+
+
+async def build_batch_cooperatively(records: dict[TopicPartition, list[ConsumerRecord]]) -> Batch:
+    """`build_batch`, yielding to the event loop every few hundred records so the
+    batch being applied can go on with its next statement as soon as PostgreSQL answers."""
+    batch = Batch()
+    for tp in sorted(records, key=lambda tp: (tp.topic, tp.partition)):
+        recs = records[tp]
+        for start in range(0, len(recs), DECODE_SLICE):
+            _decode_into(batch, recs[start:start + DECODE_SLICE])
+            await asyncio.sleep(0)
+        if recs:
+            batch.positions[(tp.topic, tp.partition)] = recs[-1].offset + 1
+    return batch
+
+
+def _decode_into(batch: Batch, records: list[ConsumerRecord]) -> None:
+    for record in records:
+        try:
+            event = decode(record.value)
+        except Unreadable as err:
+            batch.rejected.append((record, err.reason))
+        else:
+            batch.events.append(LoggedEvent(event, record.partition, record.offset, record.topic,
+                                            record=record))
 
 
 class _Seeker(ConsumerRebalanceListener):
@@ -218,7 +237,7 @@ class Projector:
             for tp, recs in more.items():
                 records.setdefault(tp, []).extend(recs)
                 count += len(recs)
-        batch = build_batch(records)
+        batch = await build_batch_cooperatively(records)
         batch.generation = generation
         return batch
 

@@ -30,6 +30,7 @@ from projections.logged import LoggedEvent
 from projections.runner import Projector
 from projections.schema import changes_channel, migrate
 from projections.synthetic import synthetic_log
+from warroom.servers import start_postgres
 from warroom.settings import Settings, load_settings
 from warroom.topics import ensure_topics
 
@@ -48,12 +49,12 @@ def unique_name() -> str:
     return f"proj_{uuid.uuid4().hex[:10]}"
 
 
-def settings_for(kafka, postgres, name: str, partitions: int = 4) -> Settings:
+def settings_for(kafka, postgres, name: str, partitions: int = 4, batch_max: int = 500) -> Settings:
     return load_settings(
         kafka={"bootstrap": kafka.bootstrap},
         postgres={"dsn": postgres.dsn, "schema_name": name},
         topics={"prefix": name, "partitions": partitions},
-        projector={"group_id": f"{name}-projector", "batch_max": 500, "batch_wait_ms": 5},
+        projector={"group_id": f"{name}-projector", "batch_max": batch_max, "batch_wait_ms": 5},
     )
 
 
@@ -367,3 +368,34 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka, postgres, tmp_
                     proc.kill()
                     proc.wait()
         await conn.close()
+
+
+# --- PostgreSQL going away ------------------------------------------------------------------
+
+
+async def test_postgres_restart_heals_without_a_person(kafka, tmp_path) -> None:
+    private = start_postgres(tmp_path / "pg", durable=False)
+    name = unique_name()
+    # Small batches, so the restart lands while batches are being applied.
+    settings = settings_for(kafka, private, name, batch_max=50)
+    projector = Projector(settings)
+    try:
+        await ensure_topics(settings)
+        await produce(settings, encoded(synthetic_log(4000, seed=5, concurrent=100)))
+        await projector.start()
+
+        async def applied(n: int) -> bool:
+            return projector.applied >= n
+
+        await wait_for_async(lambda: applied(300), timeout=60, message="projector under way")
+        await asyncio.to_thread(private.restart)
+        await wait_for_async(lambda: applied(4000), timeout=120,
+                             message="projector reconnected and applied the rest")
+        conn = await asyncpg.connect(private.dsn)
+        try:
+            assert await assert_read_models_match_log(conn, settings) == 4000
+        finally:
+            await conn.close()
+    finally:
+        await projector.stop()
+        private.stop()
