@@ -35,7 +35,9 @@ SELECT_NEWEST = "select coalesce(max(change_id), 0) from {schema}.changes"
 # projections/changes.py), so when nobody holds it no transaction has ids left to commit.
 TRY_WRITER_LOCK = "select pg_try_advisory_xact_lock(hashtextextended('warroom.changes:' || $1, 0))"
 
-PAGE = 1000
+# Rows read and offered per round trip (at most half a client queue), so one burst of
+# commits does not overflow a healthy client before it had a chance to send.
+PAGE = 256
 POLL_S = 1.0
 GAP_POLL_S = 0.02
 # A change_id missing below a visible one is either a transaction still committing (it
@@ -126,6 +128,7 @@ class ChangeFeed:
         self._select_after = SELECT_AFTER.format(schema=schema)
         self._select_newest = SELECT_NEWEST.format(schema=schema)
         self._queue_size = settings.sse.client_queue
+        self._page = max(1, min(PAGE, self._queue_size // 2))
         self._metrics = metrics
         self._subs: set[Subscription] = set()
         self._waiters: dict[UUID, list[_VersionWaiter]] = defaultdict(list)
@@ -164,7 +167,8 @@ class ChangeFeed:
         return len(self._subs)
 
     async def _connect(self) -> None:
-        conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout,
+                                     server_settings={"application_name": f"warroom-feed:{self._schema}"})
         try:
             await conn.add_listener(self._channel, self._notified)
         except BaseException:
@@ -219,7 +223,7 @@ class ChangeFeed:
     async def _catch_up(self) -> None:
         assert self._conn is not None
         while True:
-            rows = await self._conn.fetch(self._select_after, self.last_seen, PAGE)
+            rows = await self._conn.fetch(self._select_after, self.last_seen, self._page)
             delivered = self._deliver(rows)
             if delivered < len(rows):
                 # Stopped at a gap: if no writer is left that could fill it, read once more
@@ -228,8 +232,9 @@ class ChangeFeed:
                     self._gap_final = True
                     continue
                 return
-            if len(rows) < PAGE:
+            if len(rows) < self._page:
                 return
+            await asyncio.sleep(0)  # let subscribers drain between pages
 
     async def _writers_active(self) -> bool:
         assert self._conn is not None

@@ -26,6 +26,7 @@ from gateway.problems import Problem, documented
 router = APIRouter(tags=["stream"])
 
 BACKLOG_PAGE = 500
+COALESCE_MAX = 64
 SEND_TIMEOUT_S = 30
 
 SELECT_BOUNDS = "select min(change_id), max(change_id) from changes"
@@ -95,28 +96,35 @@ async def _messages(pool, feed: ChangeFeed, sub: Subscription, after: int | None
             if (oldest is not None and after < oldest - 1) or after > max(newest or 0, sub.horizon):
                 yield _reset(oldest, newest)
             else:
-                async for change in _backlog(pool, sub, after):
-                    yield change.frame
+                async for page in _backlog(pool, sub, after):
+                    yield b"".join(change.frame for change in page)
                 # `after` may be ahead of this gateway's feed (it came from a faster copy).
                 sent = max(sent, after)
         while True:
+            # Whatever is queued goes out in one write: fewer sends when a burst arrives.
+            frames = []
             change = await sub.queue.get()
+            while change is not None:
+                if change.change_id > sent:
+                    frames.append(change.frame)
+                if len(frames) >= COALESCE_MAX or sub.queue.empty():
+                    break
+                change = sub.queue.get_nowait()
+            if frames:
+                yield b"".join(frames)
             if change is None:
                 return  # dropped (too slow) or shutting down: the client resumes with Last-Event-ID
-            if change.change_id <= sent:
-                continue
-            yield change.frame
     finally:
         feed.unsubscribe(sub)
 
 
-async def _backlog(pool, sub: Subscription, after: int) -> AsyncIterator[Change]:
-    """Matching rows after `after` up to the subscription's horizon, in order."""
+async def _backlog(pool, sub: Subscription, after: int) -> AsyncIterator[list[Change]]:
+    """Matching rows after `after` up to the subscription's horizon, in order, by pages."""
     position = after
     while position < sub.horizon:
         rows = await pool.fetch(SELECT_BACKLOG, position, sub.horizon, sub.incident, sub.service, BACKLOG_PAGE)
-        for row in rows:
-            yield Change.from_row(row)
+        if rows:
+            yield [Change.from_row(row) for row in rows]
         if len(rows) < BACKLOG_PAGE:
             return
         position = rows[-1]["change_id"]

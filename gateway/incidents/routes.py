@@ -67,7 +67,9 @@ async def _decide(bus: CommandBus, command: CommandBase) -> CommandOutcome | JSO
     """The accepted outcome, a 202 response when it is not known in time; rejections raise."""
     outcome = await bus.send(command)
     if outcome is None:
-        return JSONResponse(CommandPending(command_id=command.command_id).model_dump(mode="json"), status_code=202)
+        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
+        return JSONResponse(pending.model_dump(mode="json"), status_code=202,
+                            headers={"Location": f"{BASE}/{command.incident_id}"})
     if not outcome.accepted:
         raise _rejection(outcome)
     return outcome
