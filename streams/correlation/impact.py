@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from functools import partial
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,9 +39,12 @@ log = logging.getLogger(__name__)
 class ImpactNumbers(Protocol):
     """The numbers of a past assessment: ImpactAssessed events and AssessImpact commands fit."""
 
-    burn_rate: float
-    error_budget_left: float
-    estimated_cost: float | None
+    @property
+    def burn_rate(self) -> float: ...
+    @property
+    def error_budget_left(self) -> float: ...
+    @property
+    def estimated_cost(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ async def query_slo(slo: SLO, settings: Settings, prometheus: PrometheusClient, 
         for template in (slo.good_query, slo.total_query):
             expr = render(template, window=window, service=slo.service, label=label)
             calls.note(expr)
-            value = peak(await calls.call(f"slo {slo.name}", lambda e=expr: prometheus.query(e, at)))
+            value = peak(await calls.call(f"slo {slo.name}", partial(prometheus.query, expr, at)))
             if value is None:
                 log.warning("SLO %s: no series for %s", slo.name, expr)
                 return None

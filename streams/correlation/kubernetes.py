@@ -7,9 +7,9 @@ it is pure and tested with recordings in the documented format.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+from functools import partial
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -118,7 +118,8 @@ def event_findings(events: list[dict[str, Any]], objects: set[str], since: datet
     for event in relevant:
         reason = event.get("reason") or "Unknown"
         by_reason[reason] += event.get("count") or (event.get("series") or {}).get("count") or 1
-        examples.setdefault(reason, {"object": f"{event['involvedObject'].get('kind')}/{event['involvedObject']['name']}",
+        involved = event["involvedObject"]
+        examples.setdefault(reason, {"object": f"{involved.get('kind')}/{involved['name']}",
                                      "message": (event.get("message") or "")[:300]})
     first = _earliest(timestamp(e.get("firstTimestamp") or e.get("eventTime")) or event_time(e) for e in relevant)
     summary = ", ".join(f"{reason} ×{count}" for reason, count in by_reason.most_common(5))
@@ -219,7 +220,7 @@ class KubernetesSource:
                                   _request_timeout=self.timeout_s, **params)
             body = await response.read()
             response.release()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise SourceUnreachable(f"Kubernetes API unreachable for GET {path}: "
                                     f"{type(exc).__name__}: {exc}") from None
         status = response.status
@@ -239,7 +240,10 @@ class KubernetesSource:
             selector = render(settings.label_selector, service=incident.service)
         except TemplateError as exc:
             return SourceReport("failed", [], [str(exc)])
-        api = await calls.call("kubernetes config", self._client)
+        try:
+            api = await self._client()
+        except QueryRejected as exc:
+            return SourceReport("failed", [], [str(exc)])
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         ns = settings.namespace
         pods_path = f"/api/v1/namespaces/{ns}/pods?{urlencode({'labelSelector': selector})}"
@@ -252,8 +256,7 @@ class KubernetesSource:
         try:
             for name, path, method, params in plan:
                 calls.note(f"GET {path}")
-                listed[name] = await calls.call(f"kubernetes {name}",
-                                                lambda p=path, m=method, kw=params: self._list(p, m, **kw))
+                listed[name] = await calls.call(f"kubernetes {name}", partial(self._list, path, method, **params))
         except QueryRejected as exc:
             return SourceReport("failed", [], [str(exc)])
         since = min(incident.opened_at, now) - delta(settings.window)

@@ -7,8 +7,9 @@ log lines into patterns and judging the counts are pure; `LokiSource` does the c
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,7 +87,7 @@ def per_step(series: list[Series], start: datetime, end: datetime, step_s: float
     """Counts on the step grid from `start` to `end`, summed over series.
 
     Loki leaves out steps without lines, so a missing step counts zero."""
-    summed: Counter[int] = Counter()
+    summed: dict[int, float] = defaultdict(float)
     for one in series:
         for moment, value in one.samples:
             summed[round(moment.timestamp())] += value
@@ -101,7 +102,7 @@ def rise_start(counts: list[tuple[datetime, float]], threshold: float) -> dateti
     """The step where the latest stretch above `threshold` began (None when the counts
     were above from the start, or never rose)."""
     start = None
-    for (_, before), (moment, value) in zip(counts, counts[1:]):
+    for (_, before), (moment, value) in zip(counts, counts[1:], strict=False):
         if value > threshold >= before:
             start = moment
     return start
@@ -207,7 +208,7 @@ class LokiSource:
         for name in ("volume", "errors", "baseline"):
             calls.note(queries[name])
             try:
-                ask[name] = await calls.call(f"loki {name}", lambda q=queries[name]: client.samples(q, start, now, step))
+                ask[name] = await calls.call(f"loki {name}", partial(client.samples, queries[name], start, now, step))
             except QueryRejected as exc:
                 return SourceReport("failed", [], [f"{name}: {exc}"])
             if name == "volume" and not ask[name]:
@@ -233,8 +234,8 @@ class LokiSource:
                             confidence(current, baseline, settings), evidence, changed_at)]
         calls.note(queries["lines"])
         try:
-            lines = await calls.call("loki lines", lambda: client.lines(queries["lines"], start, now,
-                                                                          settings.pattern_limit))
+            lines = await calls.call("loki lines", partial(client.lines, queries["lines"], start, now,
+                                                           settings.pattern_limit))
         except QueryRejected as exc:
             return SourceReport("failed", findings, [f"lines: {exc}"])
         patterns = top_patterns([line for _, line in lines], settings.top_patterns)

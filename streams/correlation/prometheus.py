@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,7 +70,7 @@ def parse_result(body: Any, query: str) -> list[Series]:
         raise QueryRejected(
             f"Prometheus refused {query!r}: {body.get('errorType', 'error')}: {body.get('error', '')}")
     data = body.get("data") or {}
-    kind, result = data.get("resultType"), data.get("result")
+    kind, result = data.get("resultType"), data.get("result") or []
     if kind == "scalar" or kind == "string":
         return [Series({}, (_sample(result),))]
     if kind == "vector":
@@ -164,11 +165,13 @@ class PrometheusClient:
         try:
             response = await self.http.get(url, params=params)
         except httpx.TimeoutException as exc:
-            raise SourceUnreachable(f"Prometheus at {self.base_url} did not answer in time ({type(exc).__name__})") from None
+            raise SourceUnreachable(
+                f"Prometheus at {self.base_url} did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise SourceUnreachable(f"Prometheus at {self.base_url} unreachable: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 500 or response.status_code == 429:
-            raise SourceUnreachable(f"Prometheus answered HTTP {response.status_code} to {expr!r}: {_error_text(response)}")
+            raise SourceUnreachable(
+                f"Prometheus answered HTTP {response.status_code} to {expr!r}: {_error_text(response)}")
         try:
             body = response.json()
         except ValueError:
@@ -209,7 +212,7 @@ class PrometheusSource:
 
     async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
         assert self.client is not None
-        settings, now = self.settings, calls.clock.now()
+        client, settings, now = self.client, self.settings, calls.clock.now()
         failed: list[str] = []
         no_data: list[str] = []
         findings: list[Finding] = []
@@ -224,7 +227,7 @@ class PrometheusSource:
                 continue
             calls.note(expr)
             try:
-                series = await calls.call(f"prometheus {kind}", lambda: self.client.query(expr, now))
+                series = await calls.call(f"prometheus {kind}", partial(client.query, expr, now))
             except QueryRejected as exc:
                 failed.append(f"{kind}: {exc}")
                 continue
@@ -232,13 +235,13 @@ class PrometheusSource:
                 no_data.append(f"{kind}: no series for {expr}")
                 continue
             answered += 1
-            finding = await self._judge(kind, expr, series, incident, calls, now)
+            finding = await self._judge(client, kind, expr, series, incident, calls, now)
             if finding is not None:
                 findings.append(finding)
         return settle(no_data, failed, findings, answered)
 
-    async def _judge(self, kind: str, expr: str, series: list[Series], incident: IncidentFacts,
-                     calls: Calls, now: datetime) -> Finding | None:
+    async def _judge(self, client: PrometheusClient, kind: str, expr: str, series: list[Series],
+                     incident: IncidentFacts, calls: Calls, now: datetime) -> Finding | None:
         threshold = self.settings.thresholds.get(kind)
         value = peak(series)
         if threshold is None or value is None or not value > threshold:
@@ -249,13 +252,13 @@ class PrometheusSource:
             "query": expr, "window": self.settings.window, "value": value, "threshold": threshold,
             "at": now.isoformat(),
             "series": [{"labels": s.labels, "value": s.last} for s in series[:10]],
-            "link": prometheus_graph_link(self.client.base_url, expr,
+            "link": prometheus_graph_link(client.base_url, expr,
                                           (now - start).total_seconds(), now),
         }
         changed_at = None
         try:
             history = await calls.call(f"prometheus {kind} history",
-                                       lambda: self.client.query_range(expr, start, now, step))
+                                       partial(client.query_range, expr, start, now, step))
         except QueryRejected as exc:
             evidence["history_error"] = str(exc)
         else:

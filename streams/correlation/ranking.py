@@ -39,12 +39,18 @@ class RecordedFinding(Protocol):
     """What ranking reads of a finding: RecordFinding commands and FindingRecorded
     events both fit."""
 
-    finding_id: UUID
-    source: str
-    kind: str
-    summary: str
-    confidence: float
-    changed_at: datetime | None
+    @property
+    def finding_id(self) -> UUID: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def changed_at(self) -> datetime | None: ...
 
 
 def combined_confidence(findings: Iterable[RecordedFinding]) -> float:

@@ -50,7 +50,8 @@ def test_unbalanced_braces_are_refused_naming_the_template() -> None:
         render("up{", window="5m")
 
 
-@pytest.mark.parametrize(("text", "expected"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)])
+@pytest.mark.parametrize(("text", "expected"),
+                         [("30s", 30), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)])
 def test_durations(text: str, expected: float) -> None:
     assert seconds(text) == expected
 
