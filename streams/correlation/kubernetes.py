@@ -268,7 +268,8 @@ class KubernetesSource:
             finding.evidence.setdefault("namespace", ns)
             finding.evidence.setdefault("label_selector", selector)
             finding.evidence.setdefault("window", settings.window)
-            finding.evidence.setdefault("query", pods_path if finding.kind != "rollout" else rs_path)
+            path = {"rollout": rs_path, "warning_events": events_path}.get(finding.kind, pods_path)
+            finding.evidence.setdefault("query", f"GET {path}")
         no_data = [] if listed["pods"] else [
             f"no pods match label selector {selector!r} in namespace {ns}: GET {pods_path}"]
         return settle(no_data, [], findings, answered=1)

@@ -251,7 +251,8 @@ class PrometheusSource:
         evidence: dict[str, Any] = {
             "query": expr, "window": self.settings.window, "value": value, "threshold": threshold,
             "at": now.isoformat(),
-            "series": [{"labels": s.labels, "value": s.last} for s in series[:10]],
+            "series": [{"labels": s.labels, "value": s.last if math.isfinite(s.last) else None}
+                       for s in series[:10]],
             "link": prometheus_graph_link(client.base_url, expr,
                                           (now - start).total_seconds(), now),
         }

@@ -20,6 +20,7 @@ from harness.replay_servers import ReplayServer, kubernetes_route, loki_route, p
 from harness.waiting import wait_for_async
 from streams.correlation import IncidentFacts, assess_impact, build_sources, close_sources, correlate
 from streams.correlation.loki import build_queries as loki_queries
+from streams.correlation.probe import probe_sources
 from warroom.servers import free_port
 from warroom.settings import Settings
 
@@ -376,3 +377,19 @@ async def test_kubernetes_api_down_is_failed_after_retries() -> None:
     done = _done(await _run(_k8s_settings(f"http://127.0.0.1:{free_port()}"), "checkout"), "kubernetes")
     assert done.outcome == "failed" and done.attempts == 3
     assert "Kubernetes API unreachable" in done.error
+
+
+# --- doctor ---------------------------------------------------------------------------------
+
+
+async def test_probe_names_empty_queries_and_the_label_values_that_exist(prometheus, exporter) -> None:
+    service = _service()
+    traffic = Traffic(exporter, service)
+    async with traffic.flowing():
+        await _above(prometheus, _render(REQUEST_RATE, service), 0, "traffic scraped")
+        settings = _settings(sources=["prometheus", "kubernetes"], prometheus={"url": prometheus.url})
+        [prom, k8s] = await probe_sources(settings, service)
+    assert prom["outcome"] == "no_data"  # no 5xx yet: the error-rate ratio has no series
+    assert prom["error"].startswith("error_rate: no series for ") and "request_rate" not in prom["error"]
+    assert prom["label_values"]["label"] == "service" and prom["label_values"]["has_service"]
+    assert k8s["outcome"] == "unavailable"
