@@ -44,9 +44,16 @@ DECODE_SLICE = 100
 POISON_AFTER = 2
 
 
+class SystemicFailure(RuntimeError):
+    """Every event of a batch failed: a fault of this process or its database, not of the events."""
+
+
 def _is_data_error(err: BaseException) -> bool:
-    # Classes 22 (data exception) and 23 (integrity): the events, not the server, are at fault.
-    return isinstance(err, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
+    """Whether the events, not a server, are at fault: PostgreSQL classes 22 (data
+    exception) and 23 (integrity), or a plain Python error while folding them."""
+    if isinstance(err, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)):
+        return True
+    return not isinstance(err, (*DATABASE_ERRORS, KafkaError, SystemicFailure))
 
 
 @dataclass
@@ -182,7 +189,8 @@ class Projector:
     # --- the loop --------------------------------------------------------------
 
     async def _loop(self) -> None:
-        failures = 0
+        failures = 0  # consecutive failures of any kind: sets the backoff
+        refused = 0  # consecutive batches that failed on their own data
         prefetch: asyncio.Task[Batch] | None = None
         try:
             while not self._stopping.is_set():
@@ -199,25 +207,25 @@ class Projector:
                         continue  # read from positions that are not the stored ones
                     # Decode the next batch while PostgreSQL works on this one.
                     prefetch = asyncio.create_task(self._fetch())
-                    await self._apply(batch, one_by_one=failures >= POISON_AFTER)
-                    failures = 0
-                except DATABASE_ERRORS as err:
+                    await self._apply(batch, one_by_one=refused >= POISON_AFTER)
+                    failures = refused = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - every failure is retried from stored offsets
                     failures += 1
                     prefetch = await _discard(prefetch)
-                    if not _is_data_error(err):
-                        failures = min(failures, POISON_AFTER - 1)
-                    log.warning("PostgreSQL error, re-reading from stored offsets: %r", err)
-                    await self._close_db()
                     self._rewind = True
+                    if isinstance(err, KafkaError):
+                        log.warning("Kafka error, retrying: %r", err)
+                        if failures % 5 == 0:
+                            await self._restart_kafka()
+                    elif _is_data_error(err):
+                        refused += 1
+                        log.exception("a batch failed on its data (attempt %d); retrying", refused)
+                    else:
+                        log.warning("PostgreSQL error, reconnecting and re-reading from stored offsets: %r", err)
+                        await self._close_db()
                     await self._backoff(failures)
-                except KafkaError as err:
-                    failures += 1
-                    prefetch = await _discard(prefetch)
-                    log.warning("Kafka error, retrying: %r", err)
-                    self._rewind = True
-                    await self._backoff(failures)
-                    if failures % 5 == 0:
-                        await self._restart_kafka()
         finally:
             await _discard(prefetch)
 
@@ -264,26 +272,32 @@ class Projector:
         await self._commit_kafka(batch.positions)
 
     async def _apply_one_by_one(self, batch: Batch) -> None:
-        """After a batch failed on its data more than once: find the event PostgreSQL
-        refuses, dead-letter it, and apply the rest, so one bad event cannot stall the log."""
+        """After a batch failed on its data more than once: apply it event by event, each
+        under a savepoint, and dead-letter the events that cannot be applied, so one bad
+        event cannot stall the log. If every event fails the fault is ours, not the
+        events': nothing is dead-lettered and the error is raised."""
         log.warning("applying a batch of %d event(s) one by one to isolate a bad one", len(batch))
-        if batch.rejected:
-            await self._dead_letter(batch.rejected)
-        for item in batch.events:
-            position = {(item.topic, item.partition): item.offset + 1}
-            try:
-                async with self._db_lock:
-                    result = await apply_batch(self._require_db(), self.schema, [item], position,
-                                               projection=self.projection)
-                self.applied += result.applied
-            except asyncpg.PostgresError as err:
-                if not _is_data_error(err):
-                    raise
-                await self._dead_letter([(item.record, f"refused by PostgreSQL: {err}")])
-                async with self._db_lock:
-                    await apply_batch(self._require_db(), self.schema, [], position, projection=self.projection)
-        async with self._db_lock:  # partitions that only had rejects
-            await apply_batch(self._require_db(), self.schema, [], batch.positions, projection=self.projection)
+        async with self._db_lock:
+            if batch.generation != self._generation:
+                self._rewind = True
+                return
+            conn = self._require_db()
+            refused: list[tuple[ConsumerRecord, str]] = []
+            async with conn.transaction():
+                for item in batch.events:
+                    position = {(item.topic, item.partition): item.offset + 1}
+                    try:
+                        result = await apply_batch(conn, self.schema, [item], position, projection=self.projection)
+                        self.applied += result.applied
+                    except Exception as err:  # noqa: BLE001
+                        if not _is_data_error(err):
+                            raise
+                        log.exception("%s[%d]@%d cannot be applied", item.topic, item.partition, item.offset)
+                        refused.append((item.record, f"cannot be applied: {type(err).__name__}: {err}"))
+                if len(refused) == len(batch.events) > 1:
+                    raise SystemicFailure(f"all {len(refused)} events of the batch failed; not dead-lettering")
+                await self._dead_letter(batch.rejected + refused)
+                await apply_batch(conn, self.schema, [], batch.positions, projection=self.projection)
         await self._commit_kafka(batch.positions)
 
     async def _dead_letter(self, rejected: Sequence[tuple[ConsumerRecord, str]]) -> None:
@@ -330,11 +344,9 @@ class Projector:
                 self._rewind = True
                 return
             for tp in ours:
-                if tp.partition in stored:
-                    consumer.seek(tp, stored[tp.partition])
-            fresh = [tp for tp in ours if tp.partition not in stored]
-            if fresh:
-                await consumer.seek_to_beginning(*fresh)
+                # Offset 0 of a log that no longer starts there resets to its start
+                # (auto_offset_reset=earliest), without waiting as seek_to_beginning does.
+                consumer.seek(tp, stored.get(tp.partition, 0))
             self._rewind = False
         log.info("resuming partitions %s", {tp.partition: stored.get(tp.partition, 0) for tp in ours})
 

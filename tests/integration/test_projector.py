@@ -8,6 +8,7 @@ folding its events, whatever was redelivered or interrupted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -22,7 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from contracts.events import EventEnvelope
+from contracts.common import SYSTEM
+from contracts.events import ZERO_HASH, EventEnvelope, IncidentOpened
 from harness.waiting import wait_for_async
 from projections import incidents
 from projections.apply import PROJECTION, apply_batch
@@ -30,6 +32,7 @@ from projections.logged import LoggedEvent
 from projections.runner import Projector
 from projections.schema import changes_channel, migrate
 from projections.synthetic import synthetic_log
+from streams.chain import seal
 from warroom.servers import start_postgres
 from warroom.settings import Settings, load_settings
 from warroom.topics import ensure_topics
@@ -399,3 +402,34 @@ async def test_postgres_restart_heals_without_a_person(kafka, tmp_path) -> None:
     finally:
         await projector.stop()
         private.stop()
+
+
+# --- an event PostgreSQL refuses ------------------------------------------------------------
+
+
+async def test_an_event_postgres_refuses_is_dead_lettered_and_the_rest_applied(kafka, postgres) -> None:
+    name = unique_name()
+    settings = settings_for(kafka, postgres, name, partitions=2)
+    good = list(synthetic_log(400, seed=9, concurrent=10))
+    # Valid JSON and a valid event, but PostgreSQL text cannot hold a NUL character.
+    poison = seal(event_id=uuid.uuid4(), incident_id=uuid.uuid4(), version=1,
+                  data=IncidentOpened(title="bad\x00title", service="checkout", severity="low"),
+                  occurred_at=good[0].occurred_at, recorded_at=good[0].occurred_at,
+                  causation_id=uuid.uuid4(), correlation_id=uuid.uuid4(), actor=SYSTEM, prev_hash=ZERO_HASH)
+    await ensure_topics(settings)
+    await produce(settings, encoded(good[:200]) + encoded([poison]) + encoded(good[200:]))
+    projector = Projector(settings)
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        await projector.start()
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90,
+                             message="projector got past the refused event")
+        assert await conn.fetchval(f'SELECT count(*) FROM "{name}".timeline') == len(good)
+        assert await conn.fetchval(f'SELECT count(*) FROM "{name}".incidents WHERE id = $1',
+                                   poison.incident_id) == 0
+        letters = await dead_letters(settings)
+        assert len(letters) == 1 and letters[0]["reason"].startswith("cannot be applied")
+        assert json.loads(base64.b64decode(letters[0]["value"]))["event_id"] == str(poison.event_id)
+    finally:
+        await projector.stop()
+        await conn.close()
