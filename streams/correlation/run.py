@@ -128,8 +128,7 @@ async def correlate(settings: Settings, incident: IncidentFacts, run_id: UUID,
             reason = "no client was built for this source" if source is None else source.unavailable_reason()
             if reason is not None:
                 outcomes[name] = "unavailable"
-                yield make.complete(name, "unavailable", Calls(Policy.from_settings(corr), _NO_BREAKER, clock),
-                                    0, reason)
+                yield make.complete(name, "unavailable", None, 0, reason)
                 continue
             assert source is not None
             state = _Running(source, Calls(Policy.from_settings(corr), source.breaker, clock), clock.monotonic())
@@ -188,9 +187,6 @@ def _ms(seconds: float) -> int:
     return max(int(round(seconds * 1000)), 0)
 
 
-_NO_BREAKER = CircuitBreaker("unavailable", 1, 1)
-
-
 @dataclass(frozen=True)
 class _Commands:
     incident: IncidentFacts
@@ -205,11 +201,13 @@ class _Commands:
     def start_source(self, source: str) -> StartCorrelationSource:
         return StartCorrelationSource(**self._base("StartCorrelationSource", source))
 
-    def complete(self, source: str, outcome: SourceOutcome, calls: Calls, duration_ms: int,
+    def complete(self, source: str, outcome: SourceOutcome, calls: Calls | None, duration_ms: int,
                  error: str | None) -> CompleteCorrelationSource:
+        """`calls` is None for a source that was never asked."""
         return CompleteCorrelationSource(
-            **self._base("CompleteCorrelationSource", source), outcome=outcome, attempts=calls.attempts,
-            duration_ms=duration_ms, error=error[:4000] if error else None, queries=list(calls.queries))
+            **self._base("CompleteCorrelationSource", source), outcome=outcome,
+            attempts=calls.attempts if calls else 0, duration_ms=duration_ms,
+            error=error[:4000] if error else None, queries=list(calls.queries) if calls else [])
 
     def finding(self, source: str, finding: Any) -> RecordFinding:
         fid = finding_id(self.run_id, source, finding.kind, finding.key)
