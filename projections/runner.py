@@ -44,6 +44,10 @@ DECODE_SLICE = 100
 POISON_AFTER = 2
 
 
+class Stopped(Exception):
+    """Raised out of a connect/retry loop once a stop was requested."""
+
+
 class SystemicFailure(RuntimeError):
     """Every event of a batch failed: a fault of this process or its database, not of the events."""
 
@@ -151,6 +155,10 @@ class Projector:
         await self._start_kafka()
         self._task = asyncio.create_task(self._loop(), name="projector")
 
+    def request_stop(self) -> None:
+        """Ask the loop to end after the batch in flight; `stop()` waits for it."""
+        self._stopping.set()
+
     async def stop(self) -> None:
         """Finish the batch in flight, then disconnect."""
         self._stopping.set()
@@ -159,13 +167,12 @@ class Projector:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
             except asyncio.TimeoutError:
                 self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            await asyncio.wait([self._task])
         await self._stop_kafka()
         await self._close_db()
 
     async def wait(self) -> None:
-        """Until the loop ends (it ends only by `stop()` or an unexpected error)."""
+        """Until the loop ends: after a stop was requested, or by an unexpected error (raised)."""
         if self._task is not None:
             await self._task
 
@@ -207,9 +214,9 @@ class Projector:
                         continue  # read from positions that are not the stored ones
                     # Decode the next batch while PostgreSQL works on this one.
                     prefetch = asyncio.create_task(self._fetch())
-                    await self._apply(batch, one_by_one=refused >= POISON_AFTER)
-                    failures = refused = 0
-                except asyncio.CancelledError:
+                    if await self._apply(batch, one_by_one=refused >= POISON_AFTER):
+                        failures = refused = 0
+                except (asyncio.CancelledError, Stopped):
                     raise
                 except Exception as err:  # noqa: BLE001 - every failure is retried from stored offsets
                     failures += 1
@@ -226,6 +233,8 @@ class Projector:
                         log.warning("PostgreSQL error, reconnecting and re-reading from stored offsets: %r", err)
                         await self._close_db()
                     await self._backoff(failures)
+        except Stopped:
+            pass
         finally:
             await _discard(prefetch)
 
@@ -249,17 +258,17 @@ class Projector:
         batch.generation = generation
         return batch
 
-    async def _apply(self, batch: Batch, *, one_by_one: bool = False) -> None:
+    async def _apply(self, batch: Batch, *, one_by_one: bool = False) -> bool:
+        """Apply `batch` with its offsets; False if it was stale and dropped."""
         if one_by_one:
-            await self._apply_one_by_one(batch)
-            return
+            return await self._apply_one_by_one(batch)
         # Under the lock, so a rebalance waits for the whole batch, dead letters included.
         async with self._db_lock:
             if batch.generation != self._generation:
                 # Read before the consumer was pointed at the stored offsets (a rebalance
                 # ran meanwhile): drop it and read again from the table's offsets.
                 self._rewind = True
-                return
+                return False
             if batch.rejected:
                 await self._dead_letter(batch.rejected)
             result = await apply_batch(self._require_db(), self.schema, batch.events, batch.positions,
@@ -270,8 +279,9 @@ class Projector:
         if result.repeated:
             log.info("skipped %d event(s) already applied", result.repeated)
         await self._commit_kafka(batch.positions)
+        return True
 
-    async def _apply_one_by_one(self, batch: Batch) -> None:
+    async def _apply_one_by_one(self, batch: Batch) -> bool:
         """After a batch failed on its data more than once: apply it event by event, each
         under a savepoint, and dead-letter the events that cannot be applied, so one bad
         event cannot stall the log. If every event fails the fault is ours, not the
@@ -280,7 +290,7 @@ class Projector:
         async with self._db_lock:
             if batch.generation != self._generation:
                 self._rewind = True
-                return
+                return False
             conn = self._require_db()
             refused: list[tuple[ConsumerRecord, str]] = []
             async with conn.transaction():
@@ -299,6 +309,7 @@ class Projector:
                 await self._dead_letter(batch.rejected + refused)
                 await apply_batch(conn, self.schema, [], batch.positions, projection=self.projection)
         await self._commit_kafka(batch.positions)
+        return True
 
     async def _dead_letter(self, rejected: Sequence[tuple[ConsumerRecord, str]]) -> None:
         assert self._producer is not None
@@ -361,6 +372,8 @@ class Projector:
         pg = self.settings.postgres
         attempt = 0
         while True:
+            if self._stopping.is_set():
+                raise Stopped
             try:
                 conn = await asyncpg.connect(pg.dsn, timeout=pg.connect_timeout_s)
                 await migrate(conn, self.schema)
@@ -383,6 +396,8 @@ class Projector:
         k = self.settings.kafka
         attempt = 0
         while True:
+            if self._stopping.is_set():
+                raise Stopped
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=k.bootstrap,
                 client_id=f"{k.client_id}-projector",
@@ -433,27 +448,30 @@ class Projector:
 
 
 async def _discard(task: asyncio.Task | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
+    """Cancel `task` and wait for it to end, ignoring its outcome."""
     if task is not None:
-        with contextlib.suppress(BaseException):
-            await task
+        task.cancel()
+        await asyncio.wait([task])
     return None
 
 
 async def run(settings: Settings) -> None:
-    """Run a projector until SIGTERM or SIGINT, then stop cleanly (`warroom projector`)."""
+    """Run a projector until SIGTERM or SIGINT, then stop cleanly (`warroom projector`).
+
+    Waits for PostgreSQL and Kafka as long as it takes; raises if the loop dies.
+    """
     projector = Projector(settings)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await projector.start()
-    log.info("projecting %s into schema %s", projector.topic, projector.schema)
-    waiter = asyncio.create_task(stop.wait())
+            loop.add_signal_handler(sig, projector.request_stop)
     try:
-        await asyncio.wait({waiter, projector._task}, return_when=asyncio.FIRST_COMPLETED)
+        await projector.start()
+    except Stopped:
+        await projector.stop()
+        return
+    log.info("projecting %s into schema %s", projector.topic, projector.schema)
+    try:
+        await projector.wait()
     finally:
-        waiter.cancel()
         await projector.stop()
