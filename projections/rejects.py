@@ -1,18 +1,15 @@
 """Records the projector cannot read go to the dead-letter topic, and it goes on.
 
 A record on `events` that is not valid JSON or not a valid event envelope is
-published to `<prefix>.dlq` with its original bytes (base64), where it came
-from and why it was refused; its offset still counts as consumed.
+published to `<prefix>.dlq` (in the shared format of `streams.dead_letters`)
+with its original bytes, where it came from and why it was refused; its
+offset still counts as consumed.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from contracts.events import EventEnvelope
@@ -41,20 +38,3 @@ def decode(value: bytes | None) -> EventEnvelope:
 
 def _raise(reason: str) -> Any:
     raise Unreadable(reason)
-
-
-def dead_letter_record(record: ConsumerRecord, reason: str, *, rejected_by: str = "projector") -> bytes:
-    """The DLQ message for `record`: JSON with the original key and value in base64."""
-    def b64(raw: bytes | None) -> str | None:
-        return None if raw is None else base64.b64encode(raw).decode()
-
-    return json.dumps({
-        "reason": reason,
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": b64(record.key),
-        "value": b64(record.value),
-        "rejected_by": rejected_by,
-        "rejected_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }, separators=(",", ":")).encode()

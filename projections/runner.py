@@ -28,8 +28,9 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from projections import changes, offsets
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
-from projections.rejects import Unreadable, dead_letter_record, decode
+from projections.rejects import Unreadable, decode
 from projections.schema import migrate
+from streams.dead_letters import dead_letter
 from warroom.settings import Settings
 
 log = logging.getLogger("warroom.projector")
@@ -316,7 +317,9 @@ class Projector:
         dlq = self.settings.topics.name("dlq")
         for record, reason in rejected:
             log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
-            await self._producer.send_and_wait(dlq, dead_letter_record(record, reason), key=record.key)
+            key, value, headers = dead_letter(record.value, record.key, record.topic, record.partition,
+                                              record.offset, f"projector: {reason}")
+            await self._producer.send_and_wait(dlq, value, key=key, headers=headers)
         self.rejected += len(rejected)
 
     async def _commit_kafka(self, positions: dict[tuple[str, int], int]) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from projections.rejects import Unreadable, dead_letter_record, decode
+from projections.rejects import Unreadable, decode
 from projections.runner import build_batch
 from projections.synthetic import synthetic_log
 from aiokafka.structs import TopicPartition
@@ -35,13 +34,6 @@ def test_bad_hash_is_refused():
     good = next(synthetic_log(1)).model_dump(mode="json", by_alias=True)
     with pytest.raises(Unreadable, match="hash"):
         decode(json.dumps({**good, "hash": "xyz"}).encode())
-
-
-def test_dead_letter_keeps_the_original_bytes_and_origin():
-    message = json.loads(dead_letter_record(record(b"\xff\x00garbage"), "invalid JSON: x"))
-    assert base64.b64decode(message["value"]) == b"\xff\x00garbage"
-    assert (message["topic"], message["partition"], message["offset"]) == ("w.events", 2, 7)
-    assert message["reason"] == "invalid JSON: x"
 
 
 def test_batch_positions_cover_rejects_and_keep_log_order():
