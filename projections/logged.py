@@ -34,12 +34,15 @@ class LoggedEvent:
 
 
 def iso(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a `Z`, as the wire models write timestamps."""
+    """RFC 3339 in UTC with a `Z`, as the wire models write timestamps (naive means UTC)."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat() + "Z"
+    text = value.isoformat()
+    if text.endswith("+00:00"):
+        return text[:-6] + "Z"
+    if value.tzinfo is None:
+        return text + "Z"
+    return value.astimezone(timezone.utc).isoformat()[:-6] + "Z"
 
 
 def _default(value: Any) -> Any:
