@@ -9,6 +9,10 @@ allocated, and become visible, one batch after another.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
 import asyncpg
 
 from projections.incidents import Row, SummaryEncoder
@@ -30,10 +34,57 @@ async def lock(conn: asyncpg.Connection, schema: str) -> None:
 def payload(change_id: int, item: LoggedEvent, incident_json: str | None) -> str:
     """The SSE `data` of a change, as JSON text (SPEC §8); `incident_json` is the
     incident row after the event (see `incidents.SummaryEncoder`)."""
+    return _with_id(change_id, _tail(item, incident_json))
+
+
+def _tail(item: LoggedEvent, incident_json: str | None) -> str:
+    # Everything after the change id, which is only known under the lock.
     e = item.event
-    return (f'{{"change_id":{change_id},"incident_id":"{e.incident_id}","version":{e.version},'
-            f'"type":"{e.type}","occurred_at":"{iso(e.occurred_at)}","data":{item.data_json},'
+    return (f'"incident_id":"{e.incident_id}","version":{e.version},"type":"{e.type}",'
+            f'"occurred_at":"{iso(e.occurred_at)}","data":{item.data_json},'
             f'"incident":{incident_json or "null"}}}')
+
+
+def _with_id(change_id: int, tail: str) -> str:
+    return f'{{"change_id":{change_id},{tail}'
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A change whose row and message are ready but for the change id."""
+
+    incident_id: UUID
+    version: int
+    type: str
+    service: str | None
+    occurred_at: datetime
+    tail: str
+
+
+def prepare(events: Sequence[LoggedEvent], incidents: Sequence[Row | None]) -> list[Pending]:
+    """The changes of `events`, each with the incident row after it (aligned lists)."""
+    encoder = SummaryEncoder()
+    return [
+        Pending(item.event.incident_id, item.event.version, item.event.type,
+                row["service"] if row else None, item.event.occurred_at,
+                _tail(item, encoder.encode(row) if row else None))
+        for item, row in zip(events, incidents)
+    ]
+
+
+async def write(conn: asyncpg.Connection, schema: str, pending: Sequence[Pending]) -> int | None:
+    """Give `pending` their change ids (in order) and append them; return the highest id.
+
+    Must run under `lock` in the batch's transaction.
+    """
+    if not pending:
+        return None
+    sequence = f"{quote_ident(schema)}.changes_change_id_seq"
+    ids = sorted(r["id"] for r in await conn.fetch(ALLOCATE, sequence, len(pending)))
+    records = [(change_id, p.incident_id, p.version, p.type, p.service, p.occurred_at, _with_id(change_id, p.tail))
+               for change_id, p in zip(ids, pending)]
+    await conn.copy_records_to_table("changes", schema_name=schema, columns=COLUMNS, records=records)
+    return ids[-1]
 
 
 async def apply_batch(
@@ -43,19 +94,7 @@ async def apply_batch(
 
     Must run under `lock` in the batch's transaction.
     """
-    if not events:
-        return None
-    sequence = f"{quote_ident(schema)}.changes_change_id_seq"
-    ids = sorted(r["id"] for r in await conn.fetch(ALLOCATE, sequence, len(events)))
-    encoder = SummaryEncoder()
-    records = []
-    for change_id, item, row in zip(ids, events, incidents):
-        e = item.event
-        records.append((change_id, e.incident_id, e.version, e.type,
-                        row["service"] if row else None, e.occurred_at,
-                        payload(change_id, item, encoder.encode(row) if row else None)))
-    await conn.copy_records_to_table("changes", schema_name=schema, columns=COLUMNS, records=records)
-    return ids[-1]
+    return await write(conn, schema, prepare(events, incidents))
 
 
 async def notify(conn: asyncpg.Connection, schema: str, change_id: int) -> None:

@@ -199,6 +199,25 @@ async def load(conn: asyncpg.Connection, schema: str, ids: Sequence[UUID]) -> di
     return loaded
 
 
+def fold(current: dict[UUID, Row], events: Sequence[LoggedEvent]) -> tuple[list[Row | None], list[Row]]:
+    """Fold `events` over the `current` rows (not modified): the row after each event,
+    aligned with `events`, and the final row of every incident they touched."""
+    rows: dict[UUID, Row | None] = {}
+    after: list[Row | None] = []
+    for item in events:
+        incident = item.event.incident_id
+        row = rows[incident] if incident in rows else current.get(incident)
+        rows[incident] = row = evolve(row, item.event)
+        after.append(row)
+    return after, [row for row in rows.values() if row is not None]
+
+
+async def write(conn: asyncpg.Connection, schema: str, rows: Sequence[Row]) -> None:
+    """Upsert `rows` in one statement."""
+    if rows:
+        await conn.execute(qualified(schema, UPSERT), *column_arrays(rows, COLUMNS))
+
+
 async def apply_batch(
     conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]
 ) -> list[Row | None]:
@@ -208,12 +227,7 @@ async def apply_batch(
     """
     if not events:
         return []
-    rows: dict[UUID, Row | None] = dict(await load(conn, schema, {i.event.incident_id for i in events}))
-    after: list[Row | None] = []
-    for item in events:
-        incident = item.event.incident_id
-        rows[incident] = row = evolve(rows.get(incident), item.event)
-        after.append(row)
-    changed = [row for row in rows.values() if row is not None]
-    await conn.execute(qualified(schema, UPSERT), *column_arrays(changed, COLUMNS))
+    current = await load(conn, schema, list({i.event.incident_id for i in events}))
+    after, changed = fold(current, events)
+    await write(conn, schema, changed)
     return after
