@@ -17,6 +17,7 @@ from warroom.settings import Settings
 
 
 SESSION_TIMEOUT_S = 10.0
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ def create_app(settings: Settings) -> Streams:
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
+        # Large batches: with the 16 KiB default a full batch waits for the request in
+        # flight on its partition, which serialises a batch of events into round trips.
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
     )
     n = topics.partitions
     commands = app.topic(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from contracts.common import Actor
-from contracts.events import ZERO_HASH, EventData, EventEnvelope
+from contracts.events import SCHEMA_VERSION, ZERO_HASH, EventData, EventEnvelope
 
 
 def canonical(envelope: EventEnvelope) -> bytes:
@@ -63,9 +63,12 @@ def seal(
     Every timestamp, in the envelope and in `data`, is stored in UTC, so the wire form
     and the hashed form agree.
     """
-    draft = EventEnvelope(
+    # Every field is already a validated value, so the envelope is built without
+    # validating it again (half the cost of sealing).
+    draft = EventEnvelope.model_construct(
         event_id=event_id,
         type=data.event_type,
+        schema_version=SCHEMA_VERSION,
         incident_id=incident_id,
         version=version,
         occurred_at=occurred_at.astimezone(UTC),

@@ -13,8 +13,12 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.common import Severity, Status
 
-RECENT_COMMANDS = 128
-"""How many processed command ids an incident remembers, to make a duplicate a no-op."""
+RECENT_COMMANDS = 64
+"""How many processed command ids an incident remembers, to make a duplicate a no-op.
+
+This covers a command published twice (a producer retry, a client resending); commands
+redelivered after a worker restart are recognised by their offset instead (`Applied`),
+however many there are. Every id costs changelog bytes on each state write."""
 
 RECENT_KEYS = 32
 """How many idempotency keys an incident remembers."""

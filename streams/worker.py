@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import faust
 import mode
+from faust.serializers import codecs
 from faust.types import EventT, StreamT
 from faust.types.tuples import Message
 from pydantic import ValidationError
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
 BATCH_WAIT_S = 0.002  # bounds the latency a lone command pays for batching
+IN_FLIGHT = 4  # batches decided and sent but not yet acked by the broker
+
+Acknowledge = Callable[[EventT], Awaitable[bool]]
 
 
 class Poison(Exception):
@@ -102,14 +107,29 @@ def recorded_at(message: Message, command: CommandBase) -> datetime:
 
 
 class DeciderShell:
-    """Applies batches of command records; all I/O of the decider happens here."""
+    """Applies batches of command records; all I/O of the decider happens here.
+
+    Batches are pipelined: while the events of one batch await the broker's acks, the
+    next batch is decided on the states the earlier one left (`pending`). Each batch is
+    finished strictly after the one before it: acks, then table, then outcomes, then
+    the commands are acknowledged for commit.
+    """
 
     def __init__(self, streams: Streams) -> None:
         self.streams = streams
         self.table = streams.incidents
+        names = streams.settings.topics
+        self.events_topic = names.name("events")
+        self.outcomes_topic = names.name("outcomes")
+        # Records go straight to the app's producer, encoded by the topics' codec: the
+        # per-message bookkeeping of `Topic.send` costs more than deciding the command.
+        self.encode_event = codecs.get_codec(streams.events.value_serializer).dumps
+        self.encode_outcome = codecs.get_codec(streams.outcomes.value_serializer).dumps
+        self.pending: dict[str, Applied] = {}  # decided and sent, not yet in the table
+        self._last: asyncio.Future | None = None
 
-    async def apply(self, batch: Sequence[EventT]) -> None:
-        """Decide `batch` in order; return once events are acked and states stored."""
+    async def apply(self, batch: Sequence[EventT], ack: Acknowledge) -> asyncio.Future:
+        """Decide `batch` in order and send its events; return the future that finishes it."""
         working: dict[str, tuple[int, Applied]] = {}
         appended: list[tuple[int, EventEnvelope]] = []
         answers: list[tuple[int, CommandOutcome]] = []
@@ -121,8 +141,7 @@ class DeciderShell:
                 await self._dead_letter(message, poison.reason)
                 continue
             key = str(command.incident_id)
-            partition, applied = working.get(key) or (
-                message.partition, self.table.get(key) or Applied())
+            partition, applied = working.get(key) or (message.partition, self._applied(key))
             if message.offset <= applied.through_offset:
                 continue  # redelivered after a restart; the state already holds its effect
             before = applied.state
@@ -132,25 +151,54 @@ class DeciderShell:
                 answers.append((partition, outcome(command, before, before, 0, rejection)))
                 working[key] = (partition, Applied(state=before, through_offset=message.offset))
                 continue
+            except Exception as err:  # a bug must not stop the partition behind one command
+                log.exception("cannot decide command %s", command.command_id)
+                await self._dead_letter(message, f"could not be decided: {err!r}")
+                continue
             appended.extend((partition, event) for event in decision.events)
             answers.append((partition, outcome(command, before, decision.state,
                                                len(decision.events))))
             working[key] = (partition, Applied(state=decision.state,
                                                through_offset=message.offset))
-        await self._append(appended)
-        for key, (partition, applied) in working.items():
-            self._remember(partition, key, applied)
-        for partition, answer in answers:
-            await self.streams.outcomes.send(
-                key=str(answer.incident_id).encode(), value=answer, partition=partition)
+        for key, (_, applied) in working.items():
+            self.pending[key] = applied
+        producer = await self.streams.app.maybe_start_producer()
+        acks = [await producer.send(self.events_topic, str(event.incident_id).encode(),
+                                    self.encode_event(event), partition, None, None)
+                for partition, event in appended]
+        self._last = asyncio.ensure_future(
+            self._finish(self._last, acks, working, answers, batch, ack))
+        return self._last
 
-    async def _append(self, appended: list[tuple[int, EventEnvelope]]) -> None:
-        acks: list[Awaitable] = []
-        for partition, event in appended:
-            acks.append(await self.streams.events.send(
-                key=str(event.incident_id).encode(), value=event, partition=partition))
+    def _applied(self, key: str) -> Applied:
+        return self.pending.get(key) or self.table.get(key) or Applied()
+
+    async def _finish(self, previous: asyncio.Future | None, acks: list, working: dict,
+                      answers: list, batch: Sequence[EventT], ack: Acknowledge) -> None:
+        try:
+            if previous is not None:
+                await previous  # a failure of the batch before fails this one too
+            await self._store_and_answer(acks, working, answers, batch, ack)
+        except Exception as exc:
+            # Stop the worker even when no further batch arrives to notice: nothing from
+            # here on was acknowledged, so a restarted worker decides it all again.
+            await self.streams.app.crash(exc)
+            raise
+
+    async def _store_and_answer(self, acks: list, working: dict, answers: list,
+                                batch: Sequence[EventT], ack: Acknowledge) -> None:
         if acks:
             await asyncio.gather(*acks)
+        for key, (partition, applied) in working.items():
+            self._remember(partition, key, applied)
+            if self.pending.get(key) is applied:
+                del self.pending[key]
+        producer = await self.streams.app.maybe_start_producer()
+        for partition, answer in answers:
+            await producer.send(self.outcomes_topic, str(answer.incident_id).encode(),
+                                self.encode_outcome(answer), partition, None, None)
+        for record in batch:
+            await ack(record)
 
     def _remember(self, partition: int, key: str, applied: Applied) -> None:
         # What `table[key] = applied` does, but with the changelog partition named: the
@@ -168,19 +216,24 @@ class DeciderShell:
 
 
 def install_decider(streams: Streams, *, batch_max: int = BATCH_MAX,
-                    batch_wait_s: float = BATCH_WAIT_S) -> DeciderShell:
+                    batch_wait_s: float = BATCH_WAIT_S, in_flight: int = IN_FLIGHT) -> DeciderShell:
     """Attach the decider agent to `streams.app` and return its shell."""
     shell = DeciderShell(streams)
 
-    # An error stops the whole worker rather than restarting the agent: the batch was
-    # not acknowledged, so it is redelivered to whoever runs next.
+    # An error stops the whole worker rather than restarting the agent: the failed batch
+    # and every later one stay unacknowledged, so they are redelivered after a restart.
     @streams.app.agent(streams.commands, name="decider",
                        supervisor_strategy=mode.CrashingSupervisor)
     async def decider(stream: StreamT) -> None:
-        async for batch in stream.noack_take(batch_max, within=batch_wait_s):
-            await shell.apply(batch)
-            for record in batch:
-                await stream.ack(record)
+        unfinished: deque[asyncio.Future] = deque()
+        try:
+            async for batch in stream.noack_take(batch_max, within=batch_wait_s):
+                unfinished.append(await shell.apply(batch, stream.ack))
+                while unfinished and (unfinished[0].done() or len(unfinished) > in_flight):
+                    await unfinished.popleft()
+        finally:
+            # Never leave a batch half-finished behind a stopping or rebalancing agent.
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
     return shell
 
@@ -196,6 +249,9 @@ def run(settings: Settings) -> None:
     streams = create_app(settings)
     install_decider(streams)
     worker = faust.Worker(streams.app, loop=loop, loglevel=settings.log_level.upper())
+    # Faust's terminal spinner lowers the root logger to DEBUG so every record spins it;
+    # that builds a log record per produced message. A service needs no spinner.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 
