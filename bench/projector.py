@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +72,46 @@ async def projector_run(settings, total: int) -> dict:
     return {"seconds_total": round(done - started, 3), "seconds_after_first_batch": round(done - first, 3),
             "events_per_s": round(total / (done - first), 1),
             "events_per_s_including_startup": round(total / (done - started), 1)}
+
+
+async def processes_run(settings, total: int, processes: int) -> dict:
+    """`processes` copies of `python -m projections` in one consumer group, as deployed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    env.update({
+        "WARROOM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap, "WARROOM_POSTGRES__DSN": settings.postgres.dsn,
+        "WARROOM_POSTGRES__SCHEMA_NAME": settings.postgres.schema_name,
+        "WARROOM_TOPICS__PREFIX": settings.topics.prefix,
+        "WARROOM_PROJECTOR__GROUP_ID": settings.projector.group_id,
+        "WARROOM_PROJECTOR__BATCH_MAX": str(settings.projector.batch_max),
+        "WARROOM_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT),
+    })
+    children = [subprocess.Popen([sys.executable, "-m", "projections"], cwd=ROOT, env=env)
+                for _ in range(processes)]
+    conn = await asyncpg.connect(settings.postgres.dsn)
+    query = (f"SELECT coalesce(sum(next_offset), 0) FROM {quote_ident(settings.postgres.schema_name)}"
+             ".projection_offsets")
+    try:
+        started = time.perf_counter()
+        first = None
+        done = 0
+        while done < total:
+            await asyncio.sleep(0.02)
+            try:
+                done = await conn.fetchval(query)
+            except asyncpg.UndefinedTableError:
+                continue
+            if done and first is None:
+                first = time.perf_counter()
+        finished = time.perf_counter()
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(30)
+        await conn.close()
+    first = first or started
+    return {"processes": processes, "seconds_total": round(finished - started, 3),
+            "events_per_s": round(total / (finished - first), 1)}
 
 
 async def in_memory_run(dsn: str, schema: str, values: list[bytes], batch: int) -> dict:
@@ -135,10 +177,19 @@ async def main(args: argparse.Namespace, bootstrap: str, dsn: str) -> None:
     emit(bench="projector.ratio", target_events_per_s=20000,
          projector_vs_copy=round(run["events_per_s"] / copy["events_per_s"], 3),
          apply_from_memory_vs_copy=round(memory["events_per_s"] / copy["events_per_s"], 3))
+    schemas = [name, f"{name}_copy", f"{name}_mem"]
+    if args.processes:
+        scaled = settings.model_copy(update={
+            "postgres": settings.postgres.model_copy(update={"schema_name": f"{name}_procs"}),
+            "projector": settings.projector.model_copy(update={"group_id": f"{name}-procs"})})
+        schemas.append(f"{name}_procs")
+        procs = await processes_run(scaled, args.events, args.processes)
+        emit(bench="projector.processes", events=args.events, **procs,
+             processes_vs_copy=round(procs["events_per_s"] / copy["events_per_s"], 3))
 
     conn = await asyncpg.connect(dsn)
     try:
-        for schema in (name, f"{name}_copy", f"{name}_mem"):
+        for schema in schemas:
             await conn.execute(f"DROP SCHEMA {quote_ident(schema)} CASCADE")
     finally:
         await conn.close()
@@ -151,6 +202,8 @@ def cli() -> None:
     parser.add_argument("--batch", type=int, default=2000, help="projector.batch_max")
     parser.add_argument("--batch-wait-ms", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=200, help="incidents in flight in the synthetic log")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also run this many `python -m projections` processes in one group")
     parser.add_argument("--kafka", help="use this broker (host:port) instead of starting Tansu")
     parser.add_argument("--postgres", help="use this PostgreSQL DSN instead of starting one")
     parser.add_argument("--no-fsync", action="store_true", help="start PostgreSQL without fsync")
