@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import asyncpg
 import uvicorn
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from gateway import health, pages, problems, stream
@@ -43,7 +44,7 @@ async def _with_retries(what: str, start: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await start()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, Exception) as err:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as err:
             if time.monotonic() + delay > deadline:
                 raise RuntimeError(f"gateway: cannot start {what}: {err}") from err
             log.warning("gateway: %s not available yet (%s); retrying", what, err)

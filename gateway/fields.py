@@ -11,6 +11,10 @@ from typing import Annotated
 from pydantic import AfterValidator, StringConstraints
 
 
+# Documents the rule in the OpenAPI schema; `_storable` enforces it (and the surrogates).
+NO_NUL = r"^[^\x00]*$"
+
+
 def _storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -24,7 +28,8 @@ def _storable(value: str) -> str:
 def text(min_length: int = 0, max_length: int = 20_000) -> type[str]:
     """A str of bounded length that PostgreSQL and JSON can store."""
     return Annotated[  # type: ignore[return-value]
-        str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_storable)
+        str, StringConstraints(min_length=min_length, max_length=max_length, pattern=NO_NUL),
+        AfterValidator(_storable)
     ]
 
 

@@ -111,6 +111,22 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ProblemBody, "content": {MEDIA_TYPE: {}}} for status in statuses}
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at `path` (Starlette names only the first route's)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+
+        routes = [context.original_route for context in iter_route_contexts(app.routes)]
+    except ImportError:  # FastAPI without lazily included routers
+        routes = list(app.routes)
+    methods: set[str] = set()
+    for route in routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Render every error of the app as problem+json."""
 
@@ -125,12 +141,18 @@ def install(app: FastAPI) -> None:
         return Problem(422, "validation_error", detail, errors=errors).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400:
+            # A body that cannot even be parsed is a validation error like any other (SPEC §7).
+            return Problem.invalid("body", str(exc.detail)).response()
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path)) or headers.get("Allow", "")
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                 422: "validation_error", 503: "unavailable"}.get(exc.status_code, "validation_error")
         if exc.status_code >= 500:
             code = "unavailable" if exc.status_code == 503 else "internal"
-        return Problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})).response()
+        return Problem(exc.status_code, code, str(exc.detail), headers=headers).response()
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         what = "PostgreSQL" if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)) else (

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
@@ -88,7 +89,7 @@ async def stream(
     )
 
 
-async def _messages(pool, feed: ChangeFeed, sub: Subscription, after: int | None) -> AsyncIterator[bytes]:
+async def _messages(pool: asyncpg.Pool, feed: ChangeFeed, sub: Subscription, after: int | None) -> AsyncIterator[bytes]:
     try:
         sent = sub.horizon  # the subscription holds exactly the changes after its horizon
         if after is not None:
@@ -118,7 +119,7 @@ async def _messages(pool, feed: ChangeFeed, sub: Subscription, after: int | None
         feed.unsubscribe(sub)
 
 
-async def _backlog(pool, sub: Subscription, after: int) -> AsyncIterator[list[Change]]:
+async def _backlog(pool: asyncpg.Pool, sub: Subscription, after: int) -> AsyncIterator[list[Change]]:
     """Matching rows after `after` up to the subscription's horizon, in order, by pages."""
     position = after
     while position < sub.horizon:

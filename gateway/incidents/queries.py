@@ -11,7 +11,7 @@ correlation, top_hypothesis, impact
 
 SELECT_INCIDENT = f"select {INCIDENT_COLUMNS} from incidents where id = $1"
 
-SELECT_VERSION = "select version from incidents where id = $1"
+SELECT_VERSION = "select id, version from incidents where id = $1"
 
 # Keyset pagination, newest first; served by the (opened_at desc, id desc) index.
 LIST_INCIDENTS = f"""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4, uuid5
 
 import asyncpg
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from contracts import CommandBase, CommandOutcome, Severity, Status
@@ -17,6 +17,7 @@ from contracts.commands import (
 )
 from gateway import cursor
 from gateway.auth import Responder, Viewer
+from gateway.changes import ChangeFeed
 from gateway.commands import CommandBus
 from gateway.deps import BusDep, EventLogDep, FeedDep, PoolDep, SettingsDep
 from gateway.eventlog import EventNotInLog
@@ -170,9 +171,48 @@ def _incident(row: asyncpg.Record) -> Incident:
     return Incident.model_validate(data)
 
 
-async def _require_incident(pool: asyncpg.Pool, incident_id: UUID) -> None:
-    if await pool.fetchval(queries.SELECT_VERSION, incident_id) is None:
+MinVersion = Annotated[int | None, Query(
+    ge=1, le=MAX_INT4, description="wait (bounded) until the read model has reached this version")]
+
+
+async def _read_at_least(pool: asyncpg.Pool, feed: ChangeFeed, wait_s: float, incident_id: UUID,
+                         min_version: int | None, query: str) -> asyncpg.Record | None:
+    """The row `query` reads for the incident, once its version is at least `min_version`
+    or, after waiting `wait_s` for that, as it is."""
+    if min_version is None:
+        return await pool.fetchrow(query, incident_id)
+    # Watch first, then read: a change committed in between still wakes us.
+    async with feed.watch_version(incident_id, min_version) as reached:
+        row = await pool.fetchrow(query, incident_id)
+        if row is None or row["version"] < min_version:
+            try:
+                await asyncio.wait_for(asyncio.shield(reached), wait_s)
+            except TimeoutError:
+                pass
+            row = await pool.fetchrow(query, incident_id)
+    return row
+
+
+def _found(row: asyncpg.Record | None, incident_id: UUID, min_version: int | None, response: Response) -> asyncpg.Record:
+    if row is None:
         raise Problem.not_found(f"no incident {incident_id}")
+    if min_version is not None and row["version"] < min_version:
+        # The wait is bounded: answer with what there is, and say it is behind.
+        response.headers["Warroom-Version-Behind"] = "true"
+    return row
+
+
+async def known_incident(
+    incident_id: IncidentId, pool: PoolDep, feed: FeedDep, settings: SettingsDep, response: Response,
+    min_version: MinVersion = None,
+) -> UUID:
+    """The incident id once the read model knows the incident (at `min_version`); 404 otherwise."""
+    row = await _read_at_least(pool, feed, settings.gateway.min_version_wait_s, incident_id, min_version,
+                               queries.SELECT_VERSION)
+    return _found(row, incident_id, min_version, response)["id"]
+
+
+KnownIncident = Annotated[UUID, Depends(known_incident)]
 
 
 @router.get(BASE, response_model=IncidentPage, responses=QUERY_ERRORS, summary="List incidents, newest first")
@@ -181,11 +221,10 @@ async def list_incidents(
     status: Annotated[list[Status] | None, Query(description="one or more statuses")] = None,
     service: Annotated[Name | None, Query()] = None,
     severity: Annotated[list[Severity] | None, Query(description="one or more severities")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_INT4, description="page size (capped by gateway.page_limit_max)")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_INT4, description="page size; larger values are capped at gateway.page_limit_max")] = 50,
     cursor_: Annotated[text(1, 500) | None, Query(alias="cursor", description="next_cursor of the previous page")] = None,
 ) -> IncidentPage:
-    if limit > settings.gateway.page_limit_max:
-        raise Problem.invalid("limit", f"must be at most {settings.gateway.page_limit_max}")
+    limit = min(limit, settings.gateway.page_limit_max)
     after_at, after_id = None, None
     if cursor_ is not None:
         try:
@@ -208,36 +247,20 @@ async def list_incidents(
 @router.get(BASE + "/{incident_id}", response_model=Incident, responses=QUERY_ERRORS, summary="One incident")
 async def get_incident(
     incident_id: IncidentId, _: Viewer, pool: PoolDep, feed: FeedDep, settings: SettingsDep, response: Response,
-    min_version: Annotated[int | None, Query(ge=1, le=MAX_INT4,
-                                             description="wait (bounded) until the read model has reached this version")] = None,
+    min_version: MinVersion = None,
 ) -> Incident:
-    if min_version is None:
-        row = await pool.fetchrow(queries.SELECT_INCIDENT, incident_id)
-    else:
-        async with feed.watch_version(incident_id, min_version) as reached:
-            row = await pool.fetchrow(queries.SELECT_INCIDENT, incident_id)
-            if row is None or row["version"] < min_version:
-                try:
-                    await asyncio.wait_for(asyncio.shield(reached), settings.gateway.min_version_wait_s)
-                except TimeoutError:
-                    pass
-                row = await pool.fetchrow(queries.SELECT_INCIDENT, incident_id)
-        if row is not None and row["version"] < min_version:
-            # Bounded wait: answer with what there is, and say it is behind.
-            response.headers["Warroom-Version-Behind"] = "true"
-    if row is None:
-        raise Problem.not_found(f"no incident {incident_id}")
-    return _incident(row)
+    row = await _read_at_least(pool, feed, settings.gateway.min_version_wait_s, incident_id, min_version,
+                               queries.SELECT_INCIDENT)
+    return _incident(_found(row, incident_id, min_version, response))
 
 
 @router.get(BASE + "/{incident_id}/timeline", response_model=list[TimelineEntry], responses=QUERY_ERRORS,
             summary="The incident's timeline, oldest first")
 async def timeline(
-    incident_id: IncidentId, _: Viewer, pool: PoolDep,
+    _: Viewer, incident_id: KnownIncident, pool: PoolDep,
     after_version: Annotated[int, Query(ge=0, le=MAX_INT4)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[TimelineEntry]:
-    await _require_incident(pool, incident_id)
     rows = await pool.fetch(queries.SELECT_TIMELINE, incident_id, after_version, limit)
     return [TimelineEntry.model_validate(dict(row)) for row in rows]
 
@@ -247,11 +270,10 @@ async def timeline(
     "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}},
     summary="The incident's raw events, read from the log itself")
 async def events(
-    incident_id: IncidentId, _: Viewer, pool: PoolDep, event_log: EventLogDep,
+    _: Viewer, incident_id: KnownIncident, pool: PoolDep, event_log: EventLogDep,
     after_version: Annotated[int, Query(ge=0, le=MAX_INT4)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:
-    await _require_incident(pool, incident_id)
     rows = await pool.fetch(queries.SELECT_EVENT_POSITIONS, incident_id, after_version, limit)
     positions = [(row["kafka_partition"], row["kafka_offset"]) for row in rows]
     try:
@@ -265,16 +287,14 @@ async def events(
 
 @router.get(BASE + "/{incident_id}/findings", response_model=list[Finding], responses=QUERY_ERRORS,
             summary="Findings, most confident first, with evidence")
-async def findings(incident_id: IncidentId, _: Viewer, pool: PoolDep) -> list[Finding]:
-    await _require_incident(pool, incident_id)
+async def findings(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> list[Finding]:
     rows = await pool.fetch(queries.SELECT_FINDINGS, incident_id)
     return [Finding.model_validate(dict(row)) for row in rows]
 
 
 @router.get(BASE + "/{incident_id}/correlation", response_model=list[CorrelationRun], responses=QUERY_ERRORS,
             summary="Correlation runs, newest first, with per-source progress")
-async def correlation(incident_id: IncidentId, _: Viewer, pool: PoolDep) -> list[CorrelationRun]:
-    await _require_incident(pool, incident_id)
+async def correlation(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> list[CorrelationRun]:
     runs = await pool.fetch(queries.SELECT_RUNS, incident_id)
     sources = await pool.fetch(queries.SELECT_RUN_SOURCES, [run["run_id"] for run in runs]) if runs else []
     by_run: dict[UUID, list[SourceProgress]] = {}

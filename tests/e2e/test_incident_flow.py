@@ -84,8 +84,8 @@ async def test_the_same_idempotency_key_opens_one_incident(stack, responder: htt
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
     assert again.headers.get("idempotent-replayed") == "true"
-    await responder.get(f"/v1/incidents/{first.json()['id']}", params={"min_version": 1})
-    timeline = (await responder.get(f"/v1/incidents/{first.json()['id']}/timeline")).json()
+    # min_version makes any read of the incident wait for the projector to catch up.
+    timeline = (await responder.get(f"/v1/incidents/{first.json()['id']}/timeline", params={"min_version": 1})).json()
     assert [e["type"] for e in timeline].count("IncidentOpened") == 1
 
 

@@ -99,3 +99,16 @@ def test_rejections_map_to_statuses(code: str, status: int) -> None:
         assert (body["current_status"], body["current_version"]) == ("resolved", 3)
     if status == 422:
         assert body["errors"] == [{"field": "reason", "message": "because"}]
+
+
+def test_405_names_every_method_of_the_path(client: TestClient) -> None:
+    response = client.request("OPTIONS", f"/v1/incidents/{uuid4()}/correlation")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
+def test_an_unparseable_body_is_422(client: TestClient) -> None:
+    response = client.post(f"/v1/incidents/{uuid4()}/notes", content=b"\xff\xfe\x00garbage",
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
