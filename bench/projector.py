@@ -34,7 +34,7 @@ from projections import timeline  # noqa: E402
 from projections.apply import apply_batch  # noqa: E402
 from projections.logged import LoggedEvent  # noqa: E402
 from projections.rejects import decode  # noqa: E402
-from projections.runner import Projector  # noqa: E402
+from projections.runner import Projector, tune_gc  # noqa: E402
 from projections.schema import migrate, quote_ident  # noqa: E402
 from projections.synthetic import synthetic_log  # noqa: E402
 from warroom.settings import load_settings  # noqa: E402
@@ -160,6 +160,7 @@ async def main(args: argparse.Namespace, bootstrap: str, dsn: str) -> None:
         log_level="warning",
     )
     await ensure_topics(settings)
+    tune_gc()  # as `warroom projector` does, so in-process numbers are the process's
     envelopes = list(synthetic_log(args.events, seed=1, concurrent=args.concurrent))
     records = [(str(e.incident_id).encode(), e.model_dump_json(by_alias=True).encode()) for e in envelopes]
     values = [v for _, v in records]
