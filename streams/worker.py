@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 import faust
 import mode
 from faust.serializers import codecs
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from faust.types.tuples import Message
 from pydantic import ValidationError
 
@@ -43,6 +43,7 @@ from streams.dead_letters import dead_letter
 from streams.decider import Rejected
 from streams.incident import Applied, State
 from streams.incident_log import execute
+from streams.intake_agents import install_intake
 from warroom.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,9 @@ class DeciderShell:
         # per-message bookkeeping of `Topic.send` costs more than deciding the command.
         self.encode_event = codecs.get_codec(streams.events.value_serializer).dumps
         self.encode_outcome = codecs.get_codec(streams.outcomes.value_serializer).dumps
+        changelog = self.table.changelog_topic
+        self.changelog_topic = changelog.get_topic_name()
+        self.encode_state = codecs.get_codec(changelog.value_serializer).dumps
         self.pending: dict[str, Applied] = {}  # decided and sent, not yet in the table
         self._last: asyncio.Future | None = None
 
@@ -189,22 +193,42 @@ class DeciderShell:
                                 batch: Sequence[EventT], ack: Acknowledge) -> None:
         if acks:
             await asyncio.gather(*acks)
-        for key, (partition, applied) in working.items():
-            self._remember(partition, key, applied)
-            if self.pending.get(key) is applied:
-                del self.pending[key]
         producer = await self.streams.app.maybe_start_producer()
+        kept = [await self._remember(producer, partition, key, applied)
+                for key, (partition, applied) in working.items()]
         for partition, answer in answers:
             await producer.send(self.outcomes_topic, str(answer.incident_id).encode(),
                                 self.encode_outcome(answer), partition, None, None)
+        if kept:
+            # A state lost on its way to the changelog would be silently stale after a
+            # restart, so its commands are acknowledged only once it is stored.
+            await asyncio.gather(*kept)
         for record in batch:
             await ack(record)
 
-    def _remember(self, partition: int, key: str, applied: Applied) -> None:
-        # What `table[key] = applied` does, but with the changelog partition named: the
-        # command's, which Faust cannot infer inside a batch (it reads the "current event").
-        self.table.send_changelog(partition, key, applied)
+    async def _remember(self, producer, partition: int, key: str,
+                        applied: Applied) -> asyncio.Future:
+        """What `table[key] = applied` does, with two differences: the changelog partition
+        is the command's (Faust reads it from a "current event", which a batch has not),
+        and the write skips Faust's one-at-a-time changelog buffer."""
         self.table.data[key] = applied
+        if self.pending.get(key) is applied:
+            del self.pending[key]
+        stored = await producer.send(self.changelog_topic, key.encode(),
+                                     self.encode_state(applied), partition, None, None)
+        stored.add_done_callback(self._persisted)
+        return stored
+
+    def _persisted(self, stored: asyncio.Future) -> None:
+        # As Faust's own changelog callback: a store that persists remembers the offset.
+        if stored.cancelled() or stored.exception() is not None:
+            return
+        written = stored.result()
+        tp = TP(written.topic, written.partition)
+        if self.streams.app.in_transaction:
+            self.streams.app.tables.persist_offset_on_commit(self.table.data, tp, written.offset)
+        else:
+            self.table.data.set_persisted_offset(tp, written.offset)
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
         log.warning("dead letter from %s/%s@%s: %s",
@@ -248,6 +272,7 @@ def run(settings: Settings) -> None:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     streams = create_app(settings)
     install_decider(streams)
+    install_intake(streams)
     worker = faust.Worker(streams.app, loop=loop, loglevel=settings.log_level.upper())
     # Faust's terminal spinner lowers the root logger to DEBUG so every record spins it;
     # that builds a log record per produced message. A service needs no spinner.
