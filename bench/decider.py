@@ -2,12 +2,16 @@
 
 Baselines, in the same run on the same broker, over the same command records:
 - raw_aiokafka: an aiokafka consume+produce loop forwarding every record (no decoding);
+- faust_passthrough: the same forwarding as a Faust agent (batches, manual acks): what
+  Faust's stream machinery alone costs;
 - naive_faust: a Faust agent taking one command at a time, deciding it with the same
   pure decider, awaiting each event's ack and writing the table per command.
 
-Each system starts on a backlog of N commands (a realistic mix over N/20 incidents);
-throughput is N over the span between the first and the last record it produced
-(Kafka timestamps), so start-up and group joins are not counted.
+Each system runs as its own process and starts on a backlog of N commands (a realistic
+mix over N/20 incidents). Throughput is N over the span between the first and the last
+record it produced (Kafka timestamps), so start-up and group joins are not counted; the
+CPU it used over that span is reported too, per command, which the other processes on a
+shared machine disturb far less than the wall clock.
 
     uv run python bench/decider.py --kafka tansu|apache --commands 20000
 
@@ -47,6 +51,7 @@ from warroom.settings import Settings  # noqa: E402
 from warroom.topics import ensure_topics  # noqa: E402
 
 TARGET = 10_000
+SYSTEMS = ["raw_aiokafka", "faust_passthrough", "decider", "naive_faust"]
 PER_INCIDENT = 20
 
 
@@ -104,32 +109,45 @@ async def preload(settings: Settings, records: list[tuple[bytes, bytes]]) -> Non
         await producer.stop()
 
 
-async def output_span(settings: Settings, topic: str, total: int, timeout: float) -> dict:
-    """Wait until `total` records are on `topic`; their count and timestamp span."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def output_span(settings: Settings, topic: str, total: int, timeout: float,
+                      pid: int) -> dict:
+    """Wait until `total` records are on `topic`: their timestamp span, and the CPU the
+    system under test (`pid`) used from the first record to the last."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 metadata_max_age_ms=1000)
     await consumer.start()
     first = last = None
+    cpu_at_first = None
     seen = 0
     deadline = time.monotonic() + timeout
     try:
         while seen < total:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {seen} of {total} records on {topic}")
-            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+            for records in (await consumer.getmany(timeout_ms=200, max_records=10_000)).values():
+                if cpu_at_first is None and records:
+                    cpu_at_first = cpu_seconds(pid)
                 for record in records:
                     seen += 1
                     first = record.timestamp if first is None else min(first, record.timestamp)
                     last = record.timestamp if last is None else max(last, record.timestamp)
+        cpu = cpu_seconds(pid) - cpu_at_first
     finally:
         await consumer.stop()
     span = max((last - first) / 1000, 0.001)
-    return {"records": seen, "span_s": round(span, 3), "commands_per_s": round(total / span, 1)}
+    return {"records": seen, "span_s": round(span, 3), "commands_per_s": round(total / span, 1),
+            "cpu_s": round(cpu, 2), "cpu_us_per_command": round(cpu / total * 1e6, 1)}
 
 
-async def raw_loop(settings: Settings, total: int) -> None:
-    """Consume every command and produce it unchanged to the outcomes topic."""
+async def raw_loop(settings: Settings) -> None:
+    """Consume every command and produce it unchanged to the outcomes topic, forever."""
     consumer = AIOKafkaConsumer(settings.topics.name("commands"),
                                 bootstrap_servers=settings.kafka.bootstrap,
                                 group_id=f"{settings.topics.prefix}-raw",
@@ -138,76 +156,76 @@ async def raw_loop(settings: Settings, total: int) -> None:
     await consumer.start()
     await producer.start()
     sink = settings.topics.name("outcomes")
-    done = 0
     try:
-        while done < total:
+        while True:
             batch = await consumer.getmany(timeout_ms=100, max_records=1000)
             acks = [await producer.send(sink, r.value, key=r.key, partition=r.partition)
                     for records in batch.values() for r in records]
             if acks:
                 await asyncio.gather(*acks)
                 await consumer.commit()
-                done += len(acks)
     finally:
         await producer.stop()
         await consumer.stop()
 
 
-def start_worker(settings: Settings, role: str, log: Path) -> subprocess.Popen:
+def start_worker(settings: Settings, role: str, log: Path, profile: Path | None) -> subprocess.Popen:
     env = {**os.environ,
            "WARROOM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
            "WARROOM_TOPICS__PREFIX": settings.topics.prefix,
            "WARROOM_DATA_DIR": str(settings.data_dir),
            "WARROOM_LOG_LEVEL": "warning"}
-    argv = ([sys.executable, os.environ.get("BENCH_WORKER", "-m"), *([] if os.environ.get("BENCH_WORKER") else ["streams.worker"])] if role == "decider"
-            else [sys.executable, str(Path(__file__).resolve()), "--serve-naive"])
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+    target = [str(Path(__file__).resolve()), "--serve", role]
+    profiling = ["-m", "cProfile", "-o", str(profile / f"{role}.prof")] if profile else []
+    return subprocess.Popen([sys.executable, *profiling, *target], cwd=ROOT, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 async def measure(kind: str, what: str, bootstrap: str, data_dir: Path,
-                  records: list[tuple[bytes, bytes]], timeout: float) -> dict:
+                  records: list[tuple[bytes, bytes]], timeout: float,
+                  profile: Path | None = None) -> dict:
     settings = settings_for(bootstrap, f"bench-{what}-{uuid.uuid4().hex[:6]}", data_dir)
     await preload(settings, records)
     total = len(records)
     outcomes = settings.topics.name("outcomes")
-    if what == "raw_aiokafka":
-        runner = asyncio.create_task(raw_loop(settings, total))
-        result = await output_span(settings, outcomes, total, timeout)
-        await runner
-    else:
-        log = data_dir / f"{what}.log"
-        process = start_worker(settings, what, log)
-        try:
-            result = await output_span(settings, outcomes, total, timeout)
-        except TimeoutError as err:
-            raise RuntimeError(f"{what}: {err}\n{log.read_text()[-3000:]}") from None
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+    log = data_dir / f"{what}.log"
+    process = start_worker(settings, what, log, profile)
+    try:
+        result = await output_span(settings, outcomes, total, timeout, process.pid)
+    except TimeoutError as err:
+        raise RuntimeError(f"{what}: {err}\n{log.read_text()[-3000:]}") from None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
     return {"bench": "decider", "kafka": kind, "what": what, "commands": total, **result}
 
 
-def serve_naive() -> None:
-    """A Faust worker with the naive agent (for the baseline; settings from WARROOM_*)."""
+def serve(role: str) -> None:
+    """Run one baseline as its own process, settings from WARROOM_* (see `start_worker`)."""
+    from warroom.settings import load_settings
+
+    settings = load_settings()
+    if role == "raw_aiokafka":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        asyncio.run(raw_loop(settings))
+        return
     import faust
 
     from streams.app import create_app
     from streams.decider import Rejected
     from streams.incident import Applied
     from streams.incident_log import execute
-    from streams.worker import Poison, outcome, parse, recorded_at
-    from warroom.settings import load_settings
+    from streams.worker import Poison, install_decider, outcome, parse, recorded_at
 
-    settings = load_settings()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     streams = create_app(settings)
     table = streams.incidents
+    sink = settings.topics.name("outcomes")
 
-    @streams.app.agent(streams.commands, name="naive")
     async def naive(stream) -> None:
+        """One command at a time: decide, await each event's ack, write the table."""
         async for event in stream.events():
             message = event.message
             try:
@@ -228,6 +246,21 @@ def serve_naive() -> None:
             table[key] = Applied(state=after, through_offset=message.offset)
             await streams.outcomes.send(key=message.key, value=answer)
 
+    async def passthrough(stream) -> None:
+        """Faust's own cost: batches of records forwarded unchanged, nothing decided."""
+        producer = await streams.app.maybe_start_producer()
+        async for batch in stream.noack_take(1000, within=0.002):
+            acks = [await producer.send(sink, e.message.key, e.message.value,
+                                        e.message.partition, None, None) for e in batch]
+            await asyncio.gather(*acks)
+            for e in batch:
+                await stream.ack(e)
+
+    if role == "decider":
+        install_decider(streams)  # alone: the worker's other agents are not measured here
+    else:
+        streams.app.agent(streams.commands, name=role)(
+            passthrough if role == "faust_passthrough" else naive)
     worker = faust.Worker(streams.app, loop=loop, loglevel="WARNING")
     worker.spinner = None  # as streams.worker.run does: no DEBUG root logger
     worker.execute_from_commandline()
@@ -251,27 +284,33 @@ async def main(args: argparse.Namespace) -> None:
             results = {}
             for what in args.systems:
                 results[what] = await measure(args.kafka, what, broker.bootstrap, data_dir,
-                                              records, args.timeout)
+                                              records, args.timeout, args.profile)
                 emit(**results[what])
             if "decider" in results:
-                rate = results["decider"]["commands_per_s"]
+                ours = results["decider"]
+                rate = ours["commands_per_s"]
                 emit(bench="decider", kafka=args.kafka, what="summary", commands=args.commands,
                      decider_commands_per_s=rate, target=TARGET, meets_target=rate >= TARGET,
                      **{f"ratio_to_{w}": round(rate / r["commands_per_s"], 3)
+                        for w, r in results.items() if w != "decider"},
+                     **{f"cpu_ratio_to_{w}": round(ours["cpu_us_per_command"]
+                                                   / max(r["cpu_us_per_command"], 0.1), 2)
                         for w, r in results.items() if w != "decider"})
         finally:
             broker.stop()
 
 
 if __name__ == "__main__":
-    if "--serve-naive" in sys.argv:
-        serve_naive()
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2])
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kafka", choices=["tansu", "apache"], default="tansu")
     parser.add_argument("--commands", type=int, default=20_000)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--data-dir", help="keep broker data and worker logs here")
-    parser.add_argument("--systems", nargs="+", default=["raw_aiokafka", "decider", "naive_faust"],
-                        choices=["raw_aiokafka", "decider", "naive_faust"])
+    parser.add_argument("--profile", type=Path,
+                        help="write a cProfile of each Faust worker's main thread to this directory")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS,
+                        default=["raw_aiokafka", "faust_passthrough", "decider", "naive_faust"])
     asyncio.run(main(parser.parse_args()))
