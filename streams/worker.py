@@ -43,6 +43,7 @@ from streams.dead_letters import dead_letter
 from streams.decider import Rejected
 from streams.incident import Applied, State
 from streams.incident_log import execute
+from streams.intake_agents import install_intake
 from warroom.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,7 @@ def run(settings: Settings) -> None:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     streams = create_app(settings)
     install_decider(streams)
+    install_intake(streams)
     worker = faust.Worker(streams.app, loop=loop, loglevel=settings.log_level.upper())
     # Faust's terminal spinner lowers the root logger to DEBUG so every record spins it;
     # that builds a log record per produced message. A service needs no spinner.
