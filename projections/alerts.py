@@ -25,6 +25,7 @@ SELECT = """
 SELECT a.* FROM {s}.alerts a
 JOIN unnest($1::uuid[], $2::text[]) AS k(incident_id, fingerprint) USING (incident_id, fingerprint)
 """
+ALERT_EVENTS = frozenset({AlertAttached.event_type, AlertResolved.event_type})
 UPSERT = upsert_statement("alerts", COLUMNS, ("incident_id", "fingerprint"))
 
 
@@ -41,7 +42,7 @@ def evolve(row: Row | None, item: LoggedEvent) -> Row:
                "last_seen": None, "resolved_at": None}
     else:
         row = dict(row)
-    if isinstance(d, AlertAttached):
+    if e.type == "AlertAttached":
         first = row["first_seen"]
         row.update(alertname=d.alertname or row["alertname"], status="firing", labels=dict(d.labels),
                    annotations=dict(d.annotations), resolved_at=None,
@@ -58,7 +59,7 @@ def _latest(a: Any, b: Any) -> Any:
 
 async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]) -> None:
     """Apply `AlertAttached` / `AlertResolved` among `events`, in log order."""
-    relevant = [i for i in events if isinstance(i.event.data, (AlertAttached, AlertResolved))]
+    relevant = [i for i in events if i.event.type in ALERT_EVENTS]
     if not relevant:
         return
     keys = list({(i.event.incident_id, i.event.data.fingerprint) for i in relevant})

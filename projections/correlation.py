@@ -37,8 +37,8 @@ SELECT_SOURCES = "SELECT * FROM {s}.correlation_sources WHERE run_id = ANY($1::u
 UPSERT_RUNS = upsert_statement("correlation_runs", RUN_COLUMNS, ("run_id",))
 UPSERT_SOURCES = upsert_statement("correlation_sources", SOURCE_COLUMNS, ("run_id", "source"))
 
-CORRELATION_EVENTS = (ev.CorrelationStarted, ev.CorrelationSourceStarted,
-                      ev.CorrelationSourceCompleted, ev.CorrelationCompleted)
+CORRELATION_EVENTS = frozenset(cls.event_type for cls in (
+    ev.CorrelationStarted, ev.CorrelationSourceStarted, ev.CorrelationSourceCompleted, ev.CorrelationCompleted))
 
 
 def _source(run_id: UUID, name: str) -> Row:
@@ -49,7 +49,7 @@ def _source(run_id: UUID, name: str) -> Row:
 def evolve(runs: dict[UUID, Row], sources: dict[tuple[UUID, str], Row], item: LoggedEvent) -> None:
     """Apply one correlation event to the `runs` and `sources` rows (in place)."""
     e, d = item.event, item.event.data
-    if isinstance(d, ev.CorrelationStarted):
+    if e.type == "CorrelationStarted":
         if d.run_id not in runs:
             runs[d.run_id] = {"run_id": d.run_id, "incident_id": e.incident_id, "state": "running",
                               "outcome": None, "trigger": d.trigger,
@@ -59,13 +59,13 @@ def evolve(runs: dict[UUID, Row], sources: dict[tuple[UUID, str], Row], item: Lo
                 sources.setdefault((d.run_id, name), _source(d.run_id, name))
         return
     run = runs.get(d.run_id)
-    if isinstance(d, ev.CorrelationCompleted):
+    if e.type == "CorrelationCompleted":
         if run is not None:
             run.update(state="completed", outcome=d.outcome, completed_at=e.occurred_at,
                        hypotheses=d.hypotheses)
         return
     source = sources.setdefault((d.run_id, d.source), _source(d.run_id, d.source))
-    if isinstance(d, ev.CorrelationSourceStarted):
+    if e.type == "CorrelationSourceStarted":
         source.update(state="running", started_at=e.occurred_at)
     else:
         source.update(state=d.outcome, attempts=d.attempts, duration_ms=d.duration_ms, error=d.error,
@@ -76,7 +76,7 @@ def evolve(runs: dict[UUID, Row], sources: dict[tuple[UUID, str], Row], item: Lo
 
 async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]) -> None:
     """Apply the correlation events among `events`, in log order."""
-    relevant = [i for i in events if isinstance(i.event.data, CORRELATION_EVENTS)]
+    relevant = [i for i in events if i.event.type in CORRELATION_EVENTS]
     if not relevant:
         return
     run_ids = list({i.event.data.run_id for i in relevant})
@@ -85,7 +85,7 @@ async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[Lo
         runs[record["run_id"]] = dict(record, sources=from_json(record["sources"]),
                                       hypotheses=from_json(record["hypotheses"]))
     sources: dict[tuple[UUID, str], Row] = {}
-    if any(not isinstance(i.event.data, ev.CorrelationStarted) for i in relevant):
+    if any(i.event.type != "CorrelationStarted" for i in relevant):
         for record in await conn.fetch(qualified(schema, SELECT_SOURCES), run_ids):
             sources[(record["run_id"], record["source"])] = dict(record, queries=from_json(record["queries"]))
     for item in relevant:

@@ -23,7 +23,7 @@ async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[Lo
     rows = []
     for item in events:
         e, d = item.event, item.event.data
-        if isinstance(d, FindingRecorded):
+        if e.type == FindingRecorded.event_type:
             rows.append((d.finding_id, e.incident_id, d.run_id, d.source, d.kind, d.summary,
                          d.confidence, d.changed_at, to_json(d.evidence),
                          d.after_resolution, e.recorded_at))

@@ -22,7 +22,7 @@ async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[Lo
     rows = [
         (d.note_id, e.incident_id, d.text, d.author, e.occurred_at)
         for e, d in ((i.event, i.event.data) for i in events)
-        if isinstance(d, NoteAdded)
+        if e.type == NoteAdded.event_type
     ]
     if rows:
         await conn.executemany(qualified(schema, INSERT), rows)

@@ -8,6 +8,7 @@ every other read model applies just those.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -39,40 +40,40 @@ def _percent(value: float) -> str:
 
 def summarize(event: ev.EventEnvelope) -> str:
     """A short sentence describing `event` for the incident timeline."""
-    d = event.data
-    match d:
-        case ev.IncidentOpened():
+    d: Any = event.data
+    match event.type:  # by name: see incidents.evolve
+        case "IncidentOpened":
             return f"Opened by {event.actor.id}: {d.title} ({d.severity}, {d.service})"
-        case ev.IncidentAcknowledged():
+        case "IncidentAcknowledged":
             return f"Acknowledged by {d.by}"
-        case ev.StatusChanged():
+        case "StatusChanged":
             text = f"Status {d.from_} → {d.to}"
             return f"{text}: {d.reason}" if d.reason else text
-        case ev.SeverityChanged():
+        case "SeverityChanged":
             text = f"Severity {d.from_} → {d.to}"
             return f"{text}: {d.reason}" if d.reason else text
-        case ev.NoteAdded():
+        case "NoteAdded":
             return f"Note by {d.author}: {_clip(d.text)}"
-        case ev.AlertAttached():
+        case "AlertAttached":
             return f"Alert {d.alertname or d.fingerprint} firing"
-        case ev.AlertResolved():
+        case "AlertResolved":
             left = "no alerts still firing" if d.firing_left == 0 else f"{d.firing_left} still firing"
             return f"Alert {d.fingerprint} resolved ({left})"
-        case ev.CorrelationStarted():
+        case "CorrelationStarted":
             sources = ", ".join(d.sources) if d.sources else "no sources"
             return f"Correlation started over {sources}"
-        case ev.CorrelationSourceStarted():
+        case "CorrelationSourceStarted":
             return f"{d.source}: querying"
-        case ev.CorrelationSourceCompleted():
+        case "CorrelationSourceCompleted":
             return _source_completed(d)
-        case ev.FindingRecorded():
+        case "FindingRecorded":
             late = " (after resolution)" if d.after_resolution else ""
             return f"{d.source} finding{late}, confidence {d.confidence:.2f}: {_clip(d.summary)}"
-        case ev.CorrelationCompleted():
+        case "CorrelationCompleted":
             text = f"Correlation {d.outcome}"
             top = _hypothesis_title(d.hypotheses[0]) if d.hypotheses else None
             return f"{text}; top hypothesis: {top}" if top else f"{text}; no hypothesis"
-        case ev.ImpactAssessed():
+        case "ImpactAssessed":
             text = (f"SLO {d.slo}: burn rate {d.burn_rate:.1f}×, "
                     f"{_percent(d.error_budget_left)} error budget left")
             return f"{text}, estimated cost {d.estimated_cost:,.0f}" if d.estimated_cost else text
