@@ -7,6 +7,7 @@ publishes alerts, so an ingest token reads nothing. `admin` may do everything.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Iterable
@@ -59,6 +60,9 @@ class User:
         return role in granted(self.roles)
 
 
+VERIFIED_CACHE = 4096
+
+
 class TokenError(Exception):
     """A token that cannot be trusted; the message says why (safe to show)."""
 
@@ -95,9 +99,23 @@ class TokenVerifier:
         if not self._keys:
             raise ValueError("auth.jwt_secret or auth.jwt_public_key must be set to serve the API")
         self._issuer = settings.auth.issuer
+        # A client sends the same token with every request; checking its signature (and,
+        # in PyJWT, its base64 character by character) each time is most of auth's cost.
+        self._verified: OrderedDict[str, tuple[User, float]] = OrderedDict()
 
     def verify(self, token: str) -> User:
         """The user a valid token names; TokenError otherwise."""
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            self._verified.move_to_end(token)
+            return known[0]
+        user, expires = self._verify(token)
+        self._verified[token] = (user, expires)
+        if len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+        return user
+
+    def _verify(self, token: str) -> tuple[User, float]:
         try:
             alg = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
@@ -120,7 +138,7 @@ class TokenVerifier:
         # Unknown role names are ignored rather than refused, so a token issued
         # for a newer version still works for the roles this one knows.
         known = frozenset(Role(r) for r in roles if r in Role._value2member_map_)
-        return User(sub=sub, roles=known)
+        return User(sub=sub, roles=known), float(claims["exp"])
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT signed with the configured secret")
@@ -137,12 +155,12 @@ def _verified(request: Request, token: str | None) -> User:
         raise Problem.unauthorized(str(err)) from None
 
 
-def current_user(request: Request, credentials: Credentials) -> User:
+async def current_user(request: Request, credentials: Credentials) -> User:
     """The verified caller from `Authorization: Bearer`; 401 when missing or not valid."""
     return _verified(request, credentials.credentials if credentials else None)
 
 
-def stream_user(
+async def stream_user(
     request: Request,
     credentials: Credentials,
     access_token: Annotated[
@@ -169,12 +187,12 @@ class RoleRequirement:
             raise Problem.forbidden(f"role '{self.role}' is required")
         return user
 
-    def __call__(self, user: CurrentUser) -> User:
+    async def __call__(self, user: CurrentUser) -> User:
         return self.check(user)
 
 
 class StreamRoleRequirement(RoleRequirement):
-    def __call__(self, user: StreamUser) -> User:  # type: ignore[override]
+    async def __call__(self, user: StreamUser) -> User:  # type: ignore[override]
         return self.check(user)
 
 

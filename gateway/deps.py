@@ -1,4 +1,8 @@
-"""Dependency aliases so route signatures read like prose."""
+"""Dependency aliases so route signatures read like prose.
+
+Every dependency is `async def`: FastAPI runs plain `def` ones in a thread pool, a thread
+hop per dependency per request for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +17,23 @@ from gateway.eventlog import EventLog
 from warroom.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def _bus(request: Request) -> CommandBus:
+async def _bus(request: Request) -> CommandBus:
     return request.app.state.bus
 
 
-def _feed(request: Request) -> ChangeFeed:
+async def _feed(request: Request) -> ChangeFeed:
     return request.app.state.feed
 
 
-def _event_log(request: Request) -> EventLog:
+async def _event_log(request: Request) -> EventLog:
     return request.app.state.event_log
 
 

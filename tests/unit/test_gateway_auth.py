@@ -137,3 +137,14 @@ def test_open_endpoints_need_no_token(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/").status_code == 200
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(settings: Settings) -> None:
+    verifier = TokenVerifier(settings)
+    token = mint_token(settings, "alice", ["viewer"], ttl_s=60)
+    assert verifier.verify(token) is verifier.verify(token)  # served from memory the second time
+    expired = jwt.encode({"sub": "a", "roles": ["viewer"], "iss": "warroom", "exp": int(time.time()) - 1},
+                         SECRET, algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            verifier.verify(expired)
