@@ -31,6 +31,8 @@ from warroom.topics import ensure_topics
 COMPONENTS = ("projector", "worker", "gateway")
 SECRET_FILE = "jwt-secret"
 READY_TIMEOUT_S = 60
+# An incident id no one can open (uuid5 namespace of its own); used to probe the decider.
+READY_PROBE_ID = "00000000-0000-5000-8000-00000000beef"
 
 
 def secret_for(settings: Settings, data_dir: Path | None) -> str | None:
@@ -113,8 +115,15 @@ def _component_env(settings: Settings, bootstrap: str, dsn: str, secret: str, ho
     return env
 
 
-def _wait_ready(url: str, components: list[Component], timeout: float) -> None:
+def _wait_ready(url: str, components: list[Component], token: str, timeout: float) -> None:
+    """Until the gateway is ready *and* the decider answers a command.
+
+    The probe acknowledges an incident that cannot exist: the decider answers `not_found`
+    (404) and appends nothing. A 202 means the worker has not joined its group yet.
+    """
     deadline = time.monotonic() + timeout
+    probe = f"{url}/v1/incidents/{READY_PROBE_ID}/acknowledge"
+    headers = {"Authorization": f"Bearer {token}"}
     last = "no answer yet"
     while time.monotonic() < deadline:
         for c in components:
@@ -123,12 +132,14 @@ def _wait_ready(url: str, components: list[Component], timeout: float) -> None:
         try:
             response = httpx.get(f"{url}/readyz", timeout=2)
             if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:200]}"
+                response = httpx.post(probe, headers=headers, timeout=10)
+                if response.status_code == 404:
+                    return
+            last = f"{response.request.url.path}: {response.status_code} {response.text[:200]}"
         except httpx.HTTPError as err:
             last = str(err)
         time.sleep(0.2)
-    raise RuntimeError(f"gateway not ready after {timeout:.0f}s: {last}")
+    raise RuntimeError(f"not ready after {timeout:.0f}s: {last}")
 
 
 def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path | None, demo: bool = False) -> int:
@@ -162,8 +173,8 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
             {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid(),
              "children": {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}},
             indent=2))
-        _wait_ready(url, components, READY_TIMEOUT_S)
         token = _mint(settings, secret)
+        _wait_ready(url, components, token, READY_TIMEOUT_S)
         print(f"warroom: ready in {time.monotonic() - started:.1f}s", flush=True)
         print(f"warroom: dashboard {url}/", flush=True)
         print(f"warroom: token (admin, 12h) {token}", flush=True)
