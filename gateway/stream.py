@@ -8,11 +8,13 @@ is drained. Both halves come from the feed's ordered view, so nothing falls betw
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
+import anyio
 import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
@@ -29,6 +31,7 @@ router = APIRouter(tags=["stream"])
 BACKLOG_PAGE = 500
 COALESCE_MAX = 64
 SEND_TIMEOUT_S = 30
+SHUTDOWN_GRACE_S = 1.0
 
 SELECT_BOUNDS = "select min(change_id), max(change_id) from changes"
 SELECT_BACKLOG = """
@@ -81,15 +84,27 @@ async def stream(
         raise Problem.unavailable("the change feed is not connected to PostgreSQL")
     # Subscribed before the response starts, so a client that has the headers misses nothing.
     sub = feed.subscribe(incident, service)
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        _messages(pool, feed, sub, after),
+        _messages(pool, feed, sub, after, shutdown),
         ping=settings.sse.heartbeat_s,
         send_timeout=SEND_TIMEOUT_S,
         background=BackgroundTask(feed.unsubscribe, sub),
+        # On server shutdown the stream ends cleanly (the client reconnects elsewhere
+        # with Last-Event-ID) instead of being cancelled mid-response.
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_S,
     )
 
 
-async def _messages(pool: asyncpg.Pool, feed: ChangeFeed, sub: Subscription, after: int | None) -> AsyncIterator[bytes]:
+async def _close_on(shutdown: anyio.Event, sub: Subscription) -> None:
+    await shutdown.wait()
+    sub.close()
+
+
+async def _messages(pool: asyncpg.Pool, feed: ChangeFeed, sub: Subscription, after: int | None,
+                    shutdown: anyio.Event) -> AsyncIterator[bytes]:
+    closer = asyncio.create_task(_close_on(shutdown, sub))
     try:
         sent = sub.horizon  # the subscription holds exactly the changes after its horizon
         if after is not None:
@@ -116,6 +131,7 @@ async def _messages(pool: asyncpg.Pool, feed: ChangeFeed, sub: Subscription, aft
             if change is None:
                 return  # dropped (too slow) or shutting down: the client resumes with Last-Event-ID
     finally:
+        closer.cancel()
         feed.unsubscribe(sub)
 
 
