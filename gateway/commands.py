@@ -77,6 +77,11 @@ class CommandBus:
         parts = await self.producer.partitions_for(self._outcomes_topic)
         return [TopicPartition(self._outcomes_topic, p) for p in sorted(parts)]
 
+    @property
+    def hearing_outcomes(self) -> bool:
+        """True while the outcome listener runs."""
+        return self.listening.is_set() and self._listener is not None and not self._listener.done()
+
     async def stop(self) -> None:
         self.listening.clear()
         if self._listener is not None:
@@ -99,6 +104,11 @@ class CommandBus:
             except KafkaError as err:
                 # aiokafka reconnects by itself; keep listening.
                 log.warning("outcome listener: %s", err)
+                await asyncio.sleep(0.5)
+                continue
+            except Exception:
+                # Without the listener every command would end in 202: never let it die.
+                log.exception("outcome listener: unexpected error; listening on")
                 await asyncio.sleep(0.5)
                 continue
             for records in batches.values():

@@ -37,7 +37,7 @@ async def readyz(pool: PoolDep, bus: BusDep, feed: FeedDep) -> Response:
     results = await asyncio.gather(
         *(asyncio.wait_for(check, CHECK_TIMEOUT_S) for check in checks.values()), return_exceptions=True)
     failed = {name: _describe(result) for name, result in zip(checks, results) if isinstance(result, BaseException)}
-    if not bus.listening.is_set():
+    if not bus.hearing_outcomes:
         failed["outcomes"] = "not listening for command outcomes"
     if not feed.connected:
         failed["change_feed"] = "not listening for changes"
