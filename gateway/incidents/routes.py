@@ -151,8 +151,9 @@ async def start_correlation(incident_id: IncidentId, user: Responder, bus: BusDe
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         run_id=uuid4(), sources=list(settings.correlation.sources), trigger="manual",
     )
-    outcome = await _decide(bus, command)
-    # Accepted or not yet known: the run is requested either way; its progress is on the stream.
+    # Rejections raise; accepted or not yet known, the run is requested and its progress is
+    # on the stream and at GET .../correlation.
+    await _decide(bus, command)
     return CorrelationRequested(run_id=command.run_id, command_id=command.command_id)
 
 
