@@ -145,3 +145,21 @@ async def test_listing_pages_newest_first_with_a_cursor(stack, responder: httpx.
     assert seen == list(reversed(ids))
     bad = await responder.get("/v1/incidents", params={"cursor": "garbage"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_a_correlation_run_can_be_requested_and_followed(stack, responder: httpx.AsyncClient) -> None:
+    from harness.waiting import wait_for_async
+
+    opened = (await responder.post("/v1/incidents", json={
+        "title": "errors", "service": unique_service(), "severity": "high"})).json()
+    requested = await responder.post(f"/v1/incidents/{opened['id']}/correlation")
+    assert requested.status_code == 202, requested.text
+    run_id = requested.json()["run_id"]
+
+    async def listed() -> bool:
+        runs = (await responder.get(f"/v1/incidents/{opened['id']}/correlation", params={"min_version": 1})).json()
+        return any(run["run_id"] == run_id for run in runs)
+
+    await wait_for_async(listed, timeout=30, interval=0.2, message="the requested run in the read model")
+    missing = await responder.post(f"/v1/incidents/{uuid.uuid4()}/correlation")
+    assert missing.status_code == 404
