@@ -16,8 +16,14 @@ Delivery: `worker.processing_guarantee` chooses between
   the last command it reflects; a redelivered command at or below it is skipped, so it
   is never decided again on a newer state. Any unexpected error stops the worker
   without acknowledging the batch (the process supervisor restarts it).
-- `exactly_once`: Faust's Kafka transactions commit events, outcomes, table changelog
-  and offsets atomically. Needs Apache Kafka (Tansu has no transactions).
+- `exactly_once` would have Faust's Kafka transactions commit events, table changelog
+  and offsets together (Apache Kafka only; Tansu has no transactions). It is refused
+  for now: with it, a cleanly restarted worker intermittently recovered incidents
+  without their last changelog writes (tests/integration/test_worker.py, restart test).
+
+Throughput: batches are pipelined. While the events of one batch await their acks, the
+next batch is decided on the states the earlier one left; batches still finish strictly
+in order (acks, table, outcomes, acknowledgement).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from streams.decider import Rejected
 from streams.incident import Applied, State
 from streams.incident_log import execute
 from streams.intake_agents import install_intake
-from warroom.settings import Settings, load_settings
+from warroom.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +248,12 @@ class DeciderShell:
 def install_decider(streams: Streams, *, batch_max: int = BATCH_MAX,
                     batch_wait_s: float = BATCH_WAIT_S, in_flight: int = IN_FLIGHT) -> DeciderShell:
     """Attach the decider agent to `streams.app` and return its shell."""
+    if streams.settings.worker.processing_guarantee != "at_least_once":
+        raise SettingsError(
+            "setting 'worker.processing_guarantee': the decider supports only at_least_once "
+            "for now; under exactly_once a restarted worker was seen to recover incidents "
+            "without their last transactional changelog writes (set in "
+            "WARROOM_WORKER__PROCESSING_GUARANTEE or the config file)")
     shell = DeciderShell(streams)
 
     # An error stops the whole worker rather than restarting the agent: the failed batch
@@ -284,9 +296,12 @@ def main() -> None:
     """`python -m streams.worker`: settings from the environment, topics ensured, run."""
     from warroom.topics import ensure_topics
 
-    settings = load_settings()
-    asyncio.run(ensure_topics(settings))
-    run(settings)
+    try:
+        settings = load_settings()
+        asyncio.run(ensure_topics(settings))
+        run(settings)
+    except SettingsError as err:
+        raise SystemExit(f"streams.worker: {err}") from None
 
 
 if __name__ == "__main__":
