@@ -74,16 +74,17 @@ def service_of(labels: Mapping[str, str], intake: IntakeSettings) -> str:
 
 
 def group_key(labels: Mapping[str, str], intake: IntakeSettings) -> str:
-    """The group an alert (or an incident, by its labels) belongs to: the `group_by`
-    label values in configured order, URL-encoded (`service=checkout&env=prod`).
+    """The group an alert (or an incident, by its labels) belongs to: with one `group_by`
+    label its value (by default the service: `checkout`), with several the values in
+    configured order, URL-encoded (`service=checkout&env=prod`).
 
     The service label counts with its `service_of` value, so an incident opened with
-    that service, whatever its labels say, lands in the same group.
+    that service, whatever its labels say, lands in the same group. This is also the
+    key producers should give an alert record: then it is taken in where it arrives.
     """
-    return urlencode([
-        (name, service_of(labels, intake) if name == intake.service_label else labels.get(name, ""))
-        for name in intake.group_by
-    ])
+    values = [(name, service_of(labels, intake) if name == intake.service_label else labels.get(name, ""))
+              for name in intake.group_by]
+    return values[0][1] if len(values) == 1 else urlencode(values)
 
 
 def title_of(alert: Alert) -> str:
@@ -187,7 +188,7 @@ class Group(Frozen):
     resolved since. `attached` numbers the attaches sent to it that append an
     `AlertAttached` unless the incident refuses them (it was resolved meanwhile).
     `incident_version` is the version of the last incident notice applied (older ones
-    are repeats), `through_offset` the offset of the last notice applied (set by the shell).
+    are repeats).
     """
 
     incident_id: UUID | None = None
@@ -195,7 +196,6 @@ class Group(Frozen):
     firing: frozenset[str] = frozenset()
     attached: int = 0
     incident_version: int = 0
-    through_offset: int = -1
 
     @property
     def unresolved_incident(self) -> UUID | None:
@@ -253,7 +253,7 @@ def _firing(notice: AlertNotice, group: Group, intake: IntakeSettings) -> Reacti
             description=_description(alert),
             labels=dict(alert.labels),
         ))
-        group = Group(incident_id=incident, through_offset=group.through_offset)
+        group = Group(incident_id=incident)
     elif fp in group.firing:
         return Reaction((), group)  # the same alert firing again attaches nothing new
     commands.append(AttachAlert(
@@ -308,8 +308,7 @@ def _incident_changed(notice: IncidentNotice, group: Group) -> Reaction:
             "incident_version": notice.version}))
     if free:  # an incident opened (or reopened) for the group while it has none unresolved
         return Reaction((), Group(incident_id=notice.incident_id, attached=notice.attached,
-                                  incident_version=notice.version,
-                                  through_offset=group.through_offset))
+                                  incident_version=notice.version))
     return Reaction((), group)  # the group keeps the unresolved incident it has
 
 
