@@ -15,7 +15,7 @@ import uvicorn
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from gateway import health, pages, problems, stream
+from gateway import alerts, health, pages, problems, stream
 from gateway.auth import TokenVerifier
 from gateway.changes import ChangeFeed
 from gateway.commands import CommandBus
@@ -127,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = GatewayMetrics()
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for router in (health.router, pages.router, incidents_router, services_router, stream.router):
+    for router in (health.router, pages.router, incidents_router, services_router, stream.router, alerts.router):
         app.include_router(router)
     return app
 
