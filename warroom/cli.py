@@ -102,6 +102,23 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(check["ok"] for check in report["checks"]) else 1
 
 
+def _cmd_alert_send(args: argparse.Namespace) -> int:
+    from warroom.alert_send import AlertSendError, bootstrap_for, build_alert, now, pairs, send_alert
+
+    settings = _settings(args)
+    try:
+        alert = build_alert(settings, service=args.service, name=args.name, severity=args.severity,
+                            resolve=args.resolve, labels=pairs(args.label, "label"),
+                            annotations=pairs(args.annotation, "annotation"), fingerprint=args.fingerprint,
+                            now=now())
+        sent = asyncio.run(send_alert(settings, bootstrap_for(settings, args.data_dir), alert))
+    except AlertSendError as err:
+        print(f"warroom: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(sent))
+    return 0
+
+
 def report_text(report: dict) -> str:
     lines = []
     for check in report["checks"]:
@@ -145,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check Kafka, PostgreSQL and each source")
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=_cmd_doctor)
+
+    alert = sub.add_parser("alert", help="alerts, as a producer publishes them")
+    asub = alert.add_subparsers(dest="alert_command", required=True)
+    send = asub.add_parser("send", help="publish one alert to the alerts topic")
+    send.add_argument("--service", required=True)
+    send.add_argument("--name", required=True, help="the alertname label")
+    send.add_argument("--severity", default=None, help="the severity label (mapped by intake.severity_map)")
+    send.add_argument("--resolve", action="store_true", help="send it resolved (ends now)")
+    send.add_argument("--label", action="append", metavar="K=V", help="repeatable")
+    send.add_argument("--annotation", action="append", metavar="K=V", help="repeatable, e.g. summary=...")
+    send.add_argument("--fingerprint", default=None, help="default: derived from the labels")
+    send.add_argument("--data-dir", type=Path, default=None, help="publish to the broker `warroom up` runs there")
+    send.set_defaults(func=_cmd_alert_send)
     return parser
 
 
