@@ -1,22 +1,47 @@
-"""The page at `/`: open to load; every API call it makes needs a token."""
+"""The dashboard: `/` and its static files, open to load; every API call it makes needs a token.
+
+The page is plain HTML, CSS and JavaScript modules from `gateway/static/`: no build step.
+The static files are a mount, not routes, so they stay out of the OpenAPI document.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# Everything the page loads comes from this gateway; the token never leaves it.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Revalidate (ETag) on every load, so a restarted gateway's newer page is picked up.
+    "Cache-Control": "no-cache",
+}
+
+
+class DashboardFiles(StaticFiles):
+    """Static files with the dashboard's headers."""
+
+    async def get_response(self, path: str, scope: Scope):  # type: ignore[no-untyped-def]
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
 
 router = APIRouter(include_in_schema=False)
-
-PLACEHOLDER = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Warroom</title></head>
-<body>
-<h1>Warroom</h1>
-<p>The dashboard is not built yet. The API is documented at <a href="/docs">/docs</a>;
-get a token with <code>warroom token --role viewer</code>.</p>
-</body></html>
-"""
+router.mount("/static", DashboardFiles(directory=STATIC_DIR), name="static")
 
 
-@router.get("/", response_class=HTMLResponse)
-async def index() -> str:
-    return PLACEHOLDER
+@router.get("/")
+async def index() -> FileResponse:
+    """The dashboard page; it asks for a token before it calls the API."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=SECURITY_HEADERS)

@@ -1,0 +1,191 @@
+// The read-only parts of the incident view, each drawn from data alone.
+
+import { h } from "./dom.js";
+import { badge, duration, label, millis, percent, shortId, typeLabel, when } from "./format.js";
+
+function facts(pairs) {
+  return h("dl", { class: "facts" }, pairs.map(([term, value]) => [h("dt", null, term), h("dd", null, value)]));
+}
+
+export function overview(incident) {
+  const d = incident.durations || {};
+  const ack = incident.acknowledged_at
+    ? [when(incident.acknowledged_at), incident.acknowledged_by ? ` by ${incident.acknowledged_by}` : ""]
+    : "not yet";
+  return [
+    incident.description ? h("p", { class: "description" }, incident.description) : null,
+    facts([
+      ["Opened", [when(incident.opened_at), incident.opened_by?.id ? ` by ${incident.opened_by.id}` : ""]],
+      ["Acknowledged", ack],
+      ["Mitigated", when(incident.mitigated_at)],
+      ["Resolved", when(incident.resolved_at)],
+      ["Time to acknowledge", duration(d.time_to_acknowledge_s)],
+      ["Time to mitigate", duration(d.time_to_mitigate_s)],
+      ["Time to resolve", duration(d.time_to_resolve_s)],
+      ["Last change", when(incident.updated_at)],
+    ]),
+    labels(incident.labels),
+  ];
+}
+
+function labels(map) {
+  const entries = Object.entries(map || {});
+  if (!entries.length) return null;
+  return h("ul", { class: "labels", "aria-label": "Labels" },
+    entries.map(([key, value]) => h("li", null, h("code", null, `${key}=${value}`))));
+}
+
+export function impact(incident) {
+  const i = incident.impact;
+  if (!i) return h("p", { class: "muted" }, "No impact assessed yet.");
+  return facts([
+    ["SLO", i.slo ?? "—"],
+    ["Burn rate", i.burn_rate === undefined ? "—" : `${Number(i.burn_rate).toFixed(1)}×`],
+    ["Error budget left", percent(i.error_budget_left, 1)],
+    ["Estimated cost", i.estimated_cost === null || i.estimated_cost === undefined
+      ? "—" : Number(i.estimated_cost).toLocaleString()],
+    ["Window", i.window ?? "—"],
+    ["Assessed", when(i.assessed_at)],
+  ]);
+}
+
+// -- correlation -----------------------------------------------------------------------
+
+/** Runs newest first; the latest in full, earlier ones folded away. */
+export function correlation(runs) {
+  if (!runs.length) return h("p", { class: "muted" }, "No correlation run yet.");
+  const [latest, ...earlier] = runs;
+  return [
+    run(latest),
+    earlier.length
+      ? h("details", { class: "earlier-runs", dataset: { key: "earlier-runs" } },
+        h("summary", null, `Earlier runs (${earlier.length})`), earlier.map(run))
+      : null,
+  ];
+}
+
+function run(r) {
+  const state = r.state === "completed" ? r.outcome || "completed" : r.state;
+  return h("article", { class: "run", dataset: { runId: r.run_id, state } },
+    h("p", { class: "run-head" },
+      h("span", null, `Run ${shortId(r.run_id)}`), " ", badge("run", state),
+      h("span", { class: "muted" }, " ", label(r.trigger || "manual"), " · started "), when(r.started_at),
+      r.completed_at ? [h("span", { class: "muted" }, " · completed "), when(r.completed_at)] : null),
+    h("table", { class: "sources" },
+      h("caption", { class: "visually-hidden" }, `Sources of run ${shortId(r.run_id)}`),
+      h("thead", null, h("tr", null,
+        ["Source", "State", "Attempts", "Duration", "Detail"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", null, r.sources.map((s) => source(s, r.run_id)))),
+    hypotheses(r.hypotheses));
+}
+
+function source(s, runId) {
+  const queries = s.queries || [];
+  const detail = [];
+  if (s.error) detail.push(h("p", { class: "source-error" }, s.error));
+  if (queries.length) {
+    detail.push(h("details", { class: "queries", dataset: { key: `queries:${runId}:${s.source}` } },
+      h("summary", null, `${queries.length} quer${queries.length === 1 ? "y" : "ies"}`),
+      queries.map((q) => h("pre", null, h("code", null, typeof q === "string" ? q : JSON.stringify(q))))));
+  }
+  return h("tr", { dataset: { source: s.source, state: s.state } },
+    h("th", { scope: "row" }, s.source),
+    h("td", null, badge("source", s.state)),
+    h("td", null, s.attempts ?? "—"),
+    h("td", null, millis(s.duration_ms)),
+    h("td", null, detail.length ? detail : h("span", { class: "muted" }, "—")));
+}
+
+function hypotheses(list) {
+  if (!list || !list.length) return null;
+  return h("div", { class: "hypotheses" },
+    h("h4", null, "Hypotheses"),
+    h("ol", null, list.map((hyp) => h("li", null,
+      h("span", { class: "confidence" }, percent(hyp.confidence)), " ",
+      hyp.summary || hyp.title || hyp.category || "hypothesis",
+      hyp.sources?.length ? h("span", { class: "muted" }, ` — ${hyp.sources.join(", ")}`) : null))));
+}
+
+// -- findings --------------------------------------------------------------------------
+
+export function findings(list) {
+  if (!list.length) return h("p", { class: "muted" }, "No findings yet.");
+  return h("ol", { class: "findings" }, list.map(finding));
+}
+
+function finding(f) {
+  const { query, window, links, ...rest } = f.evidence || {};
+  return h("li", { class: "finding", dataset: { findingId: f.finding_id } },
+    h("p", { class: "finding-head" },
+      h("meter", { min: 0, max: 1, value: f.confidence, "aria-label": "confidence" }),
+      h("span", { class: "confidence" }, percent(f.confidence)),
+      h("span", { class: "finding-source" }, `${f.source} · ${label(f.kind)}`),
+      f.after_resolution ? h("span", { class: "badge late" }, "After resolution") : null),
+    h("p", null, f.summary),
+    f.changed_at ? h("p", { class: "muted" }, "Changed at ", when(f.changed_at)) : null,
+    query ? h("pre", { class: "query" }, h("code", null, typeof query === "string" ? query : JSON.stringify(query))) : null,
+    window ? h("p", { class: "muted" }, `Window: ${window}`) : null,
+    evidenceLinks(links),
+    Object.keys(rest).length
+      ? h("details", { dataset: { key: `evidence:${f.finding_id}` } }, h("summary", null, "More evidence"),
+        h("pre", null, h("code", null, JSON.stringify(rest, null, 2))))
+      : null);
+}
+
+function evidenceLinks(links) {
+  const items = Array.isArray(links) ? links : links && typeof links === "object" ? Object.values(links) : [];
+  const safe = items.filter((link) => typeof link === "string" && /^https?:\/\//i.test(link));
+  if (!safe.length) return null;
+  return h("ul", { class: "links" }, safe.map((link) =>
+    h("li", null, h("a", { href: link, rel: "noreferrer noopener", target: "_blank" }, link))));
+}
+
+// -- from the timeline: alerts, notes, the timeline itself -------------------------------
+
+/** Alerts as the timeline tells them: attached, and resolved later or still firing. */
+export function alerts(entries, firing) {
+  const byFingerprint = new Map();
+  for (const e of entries) {
+    if (e.type === "AlertAttached") {
+      const known = byFingerprint.get(e.data.fingerprint);
+      byFingerprint.set(e.data.fingerprint, {
+        name: e.data.alertname || known?.name || e.data.fingerprint,
+        fingerprint: e.data.fingerprint,
+        since: known?.since ?? e.data.starts_at ?? e.occurred_at,
+        labels: e.data.labels || {}, summary: e.data.annotations?.summary,
+        status: "firing", resolved: null,
+      });
+    } else if (e.type === "AlertResolved") {
+      const known = byFingerprint.get(e.data.fingerprint) ?? { name: e.data.fingerprint, fingerprint: e.data.fingerprint, labels: {} };
+      byFingerprint.set(e.data.fingerprint, { ...known, status: "resolved", resolved: e.data.ends_at ?? e.occurred_at });
+    }
+  }
+  const rows = [...byFingerprint.values()];
+  const count = h("p", null, `${firing ?? 0} firing`);
+  if (!rows.length) return [count, h("p", { class: "muted" }, "No alerts attached.")];
+  return [count, h("ul", { class: "alerts" }, rows.map((a) => h("li", { dataset: { fingerprint: a.fingerprint } },
+    badge("alert", a.status), " ", h("strong", null, a.name),
+    a.summary ? ` — ${a.summary}` : null,
+    h("span", { class: "muted" }, " since "), when(a.since),
+    a.resolved ? [h("span", { class: "muted" }, " · resolved "), when(a.resolved)] : null)))];
+}
+
+export function notes(entries) {
+  const list = entries.filter((e) => e.type === "NoteAdded");
+  if (!list.length) return h("p", { class: "muted" }, "No notes yet.");
+  return h("ol", { class: "notes" }, list.slice().reverse().map((e) => h("li", { dataset: { version: e.version } },
+    h("p", { class: "note-head" }, h("strong", null, e.data.author || e.actor?.id || "someone"), " · ", when(e.occurred_at)),
+    h("p", { class: "note-text" }, e.data.text))));
+}
+
+export function timeline(entries) {
+  if (!entries.length) return h("p", { class: "muted" }, "Nothing yet.");
+  return h("ol", { class: "timeline", reversed: true }, entries.slice().reverse().map((e) =>
+    h("li", { dataset: { version: e.version, type: e.type } },
+      h("span", { class: "tl-when" }, when(e.occurred_at)),
+      h("span", { class: "tl-what" },
+        h("span", { class: "tl-type" }, typeLabel(e.type)),
+        h("span", null, e.summary || ""),
+        e.actor ? h("span", { class: "tl-actor muted" }, `${e.actor.kind} ${e.actor.id}`) : null),
+      h("span", { class: "tl-version muted", "aria-label": `version ${e.version}` }, `v${e.version}`))));
+}
