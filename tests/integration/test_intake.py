@@ -326,3 +326,35 @@ async def test_groups_survive_a_restart(producer: Producer, log: Log, settings: 
     await until_drained(settings, worker)
     assert len(log.opened(service)) == 1
     assert len({e.incident_id for e in log.of_type("AlertAttached", service)}) == 1
+
+
+def warroom_cli(settings: Settings, *argv: str) -> dict:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")},
+           "WARROOM_TOPICS__PREFIX": settings.topics.prefix, "WARROOM_KAFKA__BOOTSTRAP": "127.0.0.1:1"}
+    done = subprocess.run([sys.executable, "-m", "warroom", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+async def test_warroom_alert_send_publishes_as_a_producer_would(
+        producer: Producer, log: Log, settings: Settings, tmp_path: Path) -> None:
+    service = unique("cli")
+    # The broker comes from the stack.json of a `warroom up` data directory.
+    (tmp_path / "stack.json").write_text(json.dumps({"kafka": settings.kafka.bootstrap}))
+    sent = await asyncio.to_thread(
+        warroom_cli, settings, "alert", "send", "--service", service, "--name", "DiskFull", "--severity", "page",
+        "--label", "team=storage", "--annotation", "summary=disk 95% full", "--data-dir", str(tmp_path))
+    assert (sent["topic"], sent["key"], sent["status"]) == (settings.topics.name("alerts"), service, "firing")
+    opened = (await wait_for_async(lambda: log.opened(service), timeout=60, message="the incident opened"))[0]
+    assert (opened.data.title, opened.data.severity, opened.data.labels["team"]) == (
+        "DiskFull: disk 95% full", "critical", "storage")
+    assert opened.actor.id == "warroom-cli"
+
+    await asyncio.to_thread(
+        warroom_cli, settings, "alert", "send", "--service", service, "--name", "DiskFull", "--severity", "page",
+        "--label", "team=storage", "--resolve", "--data-dir", str(tmp_path))
+    moved = await wait_for_async(lambda: log.of_type("StatusChanged", service), timeout=60,
+                                 message="the incident mitigated")
+    assert moved[0].data.to == "mitigated"
+    assert [e.data.fingerprint for e in log.of_type("AlertResolved", service)] == [sent["fingerprint"]]
