@@ -101,10 +101,14 @@ def start_alertmanager(
     group_interval: str = "1s",
     repeat_interval: str = "1s",
     timeout: float = 60,
+    webhook_bearer_token: str | None = None,
+    group_by: Sequence[str] = ("alertname",),
 ) -> HttpServer:
     """Start a single (non-clustered) Alertmanager whose only receiver posts
-    every notification to ``webhook_url`` (or drops it when None); return once
-    ``/-/ready`` answers. Timings default to about a second, for tests."""
+    every notification to ``webhook_url`` (or drops it when None), with
+    ``Authorization: Bearer <webhook_bearer_token>`` when given; return once
+    ``/-/ready`` answers. Notifications group alerts by ``group_by`` labels.
+    Timings default to about a second, for tests."""
     binary = _binary("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager",
                      "WARROOM_ALERTMANAGER_BIN")
     data_dir = Path(data_dir).resolve()
@@ -112,9 +116,12 @@ def start_alertmanager(
     port = port or free_port(host)
     receiver: dict[str, object] = {"name": "default"}
     if webhook_url:
-        receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": True}]
+        webhook: dict[str, object] = {"url": webhook_url, "send_resolved": True}
+        if webhook_bearer_token:
+            webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": webhook_bearer_token}}
+        receiver["webhook_configs"] = [webhook]
     config = {
-        "route": {"receiver": "default", "group_by": ["alertname"], "group_wait": group_wait,
+        "route": {"receiver": "default", "group_by": list(group_by), "group_wait": group_wait,
                   "group_interval": group_interval, "repeat_interval": repeat_interval},
         "receivers": [receiver],
     }
@@ -129,6 +136,7 @@ def start_alertmanager(
         host=host, port=port, data_dir=data_dir, log_path=log_path,
         _relaunch=lambda: start_alertmanager(
             data_dir, webhook_url=webhook_url, host=host, port=port, group_wait=group_wait,
-            group_interval=group_interval, repeat_interval=repeat_interval, timeout=timeout),
+            group_interval=group_interval, repeat_interval=repeat_interval, timeout=timeout,
+            webhook_bearer_token=webhook_bearer_token, group_by=group_by),
     )
     return wait_ready(server, lambda: http_ready(f"http://{address}/-/ready"), timeout=timeout)
