@@ -143,12 +143,13 @@ class DeciderShell:
         working: dict[str, tuple[int, Applied]] = {}
         appended: list[tuple[int, EventEnvelope]] = []
         answers: list[tuple[int, CommandOutcome]] = []
+        letters: list[asyncio.Future] = []
         for record in batch:
             message = record.message
             try:
                 command = parse(message.key, message.value)
             except Poison as poison:
-                await self._dead_letter(message, poison.reason)
+                letters.append(await self._dead_letter(message, poison.reason))
                 continue
             key = str(command.incident_id)
             partition, applied = working.get(key) or (message.partition, self._applied(key))
@@ -163,7 +164,7 @@ class DeciderShell:
                 continue
             except Exception as err:  # a bug must not stop the partition behind one command
                 log.exception("cannot decide command %s", command.command_id)
-                await self._dead_letter(message, f"could not be decided: {err!r}")
+                letters.append(await self._dead_letter(message, f"could not be decided: {err!r}"))
                 continue
             appended.extend((partition, event) for event in decision.events)
             answers.append((partition, outcome(command, before, decision.state,
@@ -177,28 +178,28 @@ class DeciderShell:
                                     self.encode_event(event), partition, None, None)
                 for partition, event in appended]
         self._last = asyncio.ensure_future(
-            self._finish(self._last, acks, working, answers, batch, ack))
+            self._finish(self._last, acks + letters, working, answers, batch, ack))
         return self._last
 
     def _applied(self, key: str) -> Applied:
         return self.pending.get(key) or self.table.get(key) or Applied()
 
-    async def _finish(self, previous: asyncio.Future | None, acks: list, working: dict,
+    async def _finish(self, previous: asyncio.Future | None, sent: list, working: dict,
                       answers: list, batch: Sequence[EventT], ack: Acknowledge) -> None:
         try:
             if previous is not None:
                 await previous  # a failure of the batch before fails this one too
-            await self._store_and_answer(acks, working, answers, batch, ack)
+            await self._store_and_answer(sent, working, answers, batch, ack)
         except Exception as exc:
             # Stop the worker even when no further batch arrives to notice: nothing from
             # here on was acknowledged, so a restarted worker decides it all again.
             await self.streams.app.crash(exc)
             raise
 
-    async def _store_and_answer(self, acks: list, working: dict, answers: list,
+    async def _store_and_answer(self, sent: list, working: dict, answers: list,
                                 batch: Sequence[EventT], ack: Acknowledge) -> None:
-        if acks:
-            await asyncio.gather(*acks)
+        if sent:  # events and dead letters: in the log before any state refers to them
+            await asyncio.gather(*sent)
         producer = await self.streams.app.maybe_start_producer()
         kept = [await self._remember(producer, partition, key, applied)
                 for key, (partition, applied) in working.items()]
@@ -236,13 +237,14 @@ class DeciderShell:
         else:
             self.table.data.set_persisted_offset(tp, written.offset)
 
-    async def _dead_letter(self, message: Message, reason: str) -> None:
+    async def _dead_letter(self, message: Message, reason: str) -> asyncio.Future:
+        """Send the record to the DLQ; the future resolves once the broker holds it."""
         log.warning("dead letter from %s/%s@%s: %s",
                     message.topic, message.partition, message.offset, reason)
         key, value, headers = dead_letter(
             message.value, message.key, message.topic, message.partition, message.offset, reason)
-        await self.streams.dlq.send(key=key, value=value, headers=headers,
-                                    partition=message.partition)
+        return await self.streams.dlq.send(key=key, value=value, headers=headers,
+                                           partition=message.partition)
 
 
 def install_decider(streams: Streams, *, batch_max: int = BATCH_MAX,
