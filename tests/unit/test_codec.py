@@ -69,3 +69,23 @@ def test_a_dead_letter_keeps_the_original_bytes_reason_and_origin() -> None:
         "at": "2024-05-01T12:00:00Z", "key": "k", "original_base64": None, "original_text": None}
     assert dict(headers)["warroom-source"] == b"warroom.commands/3/42"
     assert json.loads(dead_letter(b"{}", None, "t", 0, 0, "r")[1])["original_text"] == "{}"
+
+
+def test_the_worker_decodes_a_command_record_or_says_why_not() -> None:
+    from streams.worker import Poison, parse
+
+    command = ChangeStatus(command_id=ID, incident_id=ID, actor=Actor(kind="user", id="a"),
+                           issued_at=T0, to=Status.MITIGATED)
+    raw = command.model_dump_json().encode()
+    assert parse(str(ID).encode(), raw) == command
+    for key, value, reason in [
+        (str(ID).encode(), b"\xff{", "not valid JSON"),
+        (str(ID).encode(), b'{"type": "ChangeStatus"}', "not a valid command: ChangeStatus.command_id"),
+        (str(ID).encode(), b'{"type": "Reboot"}', "not a valid command"),
+        (b"someone-else", raw, "is not its incident_id"),
+        (None, raw, "is not its incident_id"),
+        (str(ID).encode(), None, "empty message"),
+    ]:
+        with pytest.raises(Poison) as poison:
+            parse(key, value)
+        assert reason in poison.value.reason
