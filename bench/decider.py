@@ -1,6 +1,8 @@
 """Decider throughput: commands/s through one worker (SPEC §12, target >= 10,000/s).
 
-Baselines, in the same run on the same broker, over the same command records:
+Measured: the decider agent exactly as `streams.worker` installs it, alone in its Faust
+worker (the worker's other agents are left out). Baselines, in the same run on the same
+broker, over the same command records:
 - raw_aiokafka: an aiokafka consume+produce loop forwarding every record (no decoding);
 - faust_passthrough: the same forwarding as a Faust agent (batches, manual acks): what
   Faust's stream machinery alone costs;
