@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 from uuid import UUID, uuid5
@@ -110,13 +110,12 @@ def refusal(alert: Alert, intake: IntakeSettings) -> tuple[str, str] | None:
     Text must be storable (no NUL characters, no unpaired surrogates) and the service
     label no longer than an incident's service may be.
     """
-    for field_name, text in _texts(alert):
-        if "\x00" in text:
-            return field_name, "must not contain NUL characters"
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return field_name, "must be valid Unicode (no unpaired surrogates)"
+    if not _storable("".join(text for _, text in _texts(alert))):  # one check for the usual case
+        for field_name, text in _texts(alert):
+            if "\x00" in text:
+                return field_name, "must not contain NUL characters"
+            if not _storable(text):
+                return field_name, "must be valid Unicode (no unpaired surrogates)"
     service = alert.labels.get(intake.service_label)
     if service is not None and len(service) > SERVICE_MAX:
         return f"labels.{intake.service_label}", f"must be at most {SERVICE_MAX} characters"
@@ -132,6 +131,16 @@ def _texts(alert: Alert):
         value = getattr(alert, name)
         if value is not None:
             yield name, value
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _clip(text: str, limit: int) -> str:
@@ -180,7 +189,8 @@ def alert_notice(alert: Alert, received_at, intake: IntakeSettings) -> AlertNoti
 # --- the group and how it reacts ---------------------------------------------------
 
 
-class Group(Frozen):
+@dataclass(frozen=True, slots=True)
+class Group:
     """What one group of alerts remembers.
 
     `incident_id` is the group's incident (None before the first), `resolved` whether it
@@ -269,7 +279,7 @@ def _firing(notice: AlertNotice, group: Group, intake: IntakeSettings) -> Reacti
         starts_at=alert.starts_at,
         source=alert.source,
     ))
-    after = group.model_copy(update={"firing": group.firing | {fp}, "attached": group.attached + 1})
+    after = replace(group, firing=group.firing | {fp}, attached=group.attached + 1)
     return Reaction(tuple(commands), after)
 
 
@@ -286,7 +296,7 @@ def _resolved(notice: AlertNotice, group: Group, intake: IntakeSettings) -> Reac
         ends_at=notice.alert.ends_at or notice.received_at,
         mitigate_when_last=intake.mitigate_when_last_resolved,
     )
-    return Reaction((command,), group.model_copy(update={"firing": group.firing - {fp}}))
+    return Reaction((command,), replace(group, firing=group.firing - {fp}))
 
 
 def _incident_changed(notice: IncidentNotice, group: Group) -> Reaction:
@@ -299,13 +309,11 @@ def _incident_changed(notice: IncidentNotice, group: Group) -> Reaction:
             return Reaction((), group)
         # Attaches numbered from the incident's own count on reached it after it resolved.
         refused = range(notice.attached, max(group.attached, notice.attached))
-        after = group.model_copy(update={"resolved": True, "attached": notice.attached,
-                                         "incident_version": notice.version})
+        after = replace(group, resolved=True, attached=notice.attached, incident_version=notice.version)
         return Reaction((), after, refused)
     if same:  # opened (our own: our attaches may be ahead of its count) or reopened
-        return Reaction((), group.model_copy(update={
-            "resolved": False, "attached": max(group.attached, notice.attached),
-            "incident_version": notice.version}))
+        return Reaction((), replace(group, resolved=False, attached=max(group.attached, notice.attached),
+                                    incident_version=notice.version))
     if free:  # an incident opened (or reopened) for the group while it has none unresolved
         return Reaction((), Group(incident_id=notice.incident_id, attached=notice.attached,
                                   incident_version=notice.version))
@@ -320,7 +328,8 @@ def _description(alert: Alert) -> str | None:
 # --- watching incidents: which of their events a group must hear about -------------
 
 
-class Watched(Frozen):
+@dataclass(frozen=True, slots=True)
+class Watched:
     """What the intake remembers of one incident: its group, the version of the last
     event that mattered (older ones are repeats) and how many alerts it attached."""
 
@@ -352,8 +361,8 @@ def watch(watched: Watched | None, event: Mapping, intake: IntakeSettings
     if watched is None:
         return None, None  # an incident opened before anything was watched
     if kind == "AlertAttached":
-        return watched.model_copy(update={"version": version, "attached": watched.attached + 1}), None
-    watched = watched.model_copy(update={"version": version})
+        return replace(watched, version=version, attached=watched.attached + 1), None
+    watched = replace(watched, version=version)
     if data.get("to") == "resolved":
         return watched, _notice(watched, event, "resolved")
     if data.get("from") == "resolved":

@@ -35,7 +35,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +44,7 @@ from faust.serializers import codecs
 from faust.types import TP, EventT, StreamT, TableT, TopicT
 from aiokafka.partitioner import murmur2
 from faust.types.tuples import Message
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from contracts.alerts import Alert
 from streams.app import Streams
@@ -74,11 +74,10 @@ WATCHED_STATE = "warroom.intake-watched"
 Acknowledge = Callable[[EventT], Awaitable[bool]]
 
 
-class Kept(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Kept:
     """What the `intake-groups` table keeps per group: the group, and the offsets of the
     last alert and notice records it reflects (a redelivered record at or below is skipped)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     group: Group = Group()
     alerts_offset: int = -1
@@ -337,8 +336,7 @@ class IntakeDesk(Shell):
             for command in handled.commands:
                 acks.append(await self.send(self.commands_topic, str(command.incident_id).encode(),
                                             command.model_dump_json(by_alias=True).encode()))
-            working[key] = (partition, kept.model_copy(update={"group": handled.group,
-                                                              offset_field: message.offset}))
+            working[key] = (partition, replace(kept, group=handled.group, **{offset_field: message.offset}))
         return acks, working
 
     def alert(self, message: Message) -> AlertNotice:
