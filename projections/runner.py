@@ -31,6 +31,7 @@ from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
 from projections.rejects import Unreadable, decode
 from projections.schema import migrate
+from projections.switch import HOLD_OFF_SWITCH
 from streams.dead_letters import dead_letter
 from warroom.settings import Settings
 
@@ -297,6 +298,8 @@ class Projector:
             conn = self._require_db()
             refused: list[tuple[ConsumerRecord, str]] = []
             async with conn.transaction():
+                # Held to commit: a savepoint rolled back below releases only its own hold.
+                await conn.execute(HOLD_OFF_SWITCH, self.schema)
                 for item in batch.events:
                     position = {(item.topic, item.partition): item.offset + 1}
                     try:
