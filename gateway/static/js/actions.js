@@ -37,14 +37,14 @@ export class Actions {
     this.reasonHint = h("span", { id: "status-reason-hint", class: "hint" });
     this.reason.setAttribute("aria-describedby", "status-reason-hint");
     this.move = h("button", { type: "submit" }, "Change status");
-    this.statusForm = h("form", { class: "status-form", "aria-label": "Change status", onsubmit: (e) => this.changeStatus(e) },
+    this.statusForm = h("form", { class: "status-form", "aria-label": "Change status", novalidate: true, onsubmit: (e) => this.changeStatus(e) },
       h("div", { class: "field" }, h("label", { for: "status-target" }, "Move to"), this.target),
       h("div", { class: "field grow" }, h("label", { for: "status-reason" }, "Reason ", this.reasonHint), this.reason),
       this.move);
 
     this.noteText = h("textarea", { id: "note-text", name: "text", rows: 3, required: true, maxlength: 10000 });
     this.noteButton = h("button", { type: "submit" }, "Add note");
-    this.noteForm = h("form", { class: "note-form", onsubmit: (e) => this.addNote(e) },
+    this.noteForm = h("form", { class: "note-form", novalidate: true, onsubmit: (e) => this.addNote(e) },
       h("label", { for: "note-text" }, "Add a note"), this.noteText, this.noteButton);
 
     this.element = h("section", { class: "actions", "aria-labelledby": "actions-title" },

@@ -27,6 +27,7 @@ export class IncidentList {
     this.rows = new Map(); // incident id → its list row
     this.render = perFrame(() => this.draw());
     this.form.addEventListener("change", () => this.reload());
+    this.loadedKey = null;
     this.form.addEventListener("submit", (event) => event.preventDefault());
     this.form.elements.service.addEventListener("input", () => this.reloadSoon());
     this.more.addEventListener("click", () => this.loadMore());
@@ -52,13 +53,30 @@ export class IncidentList {
     this.typing = setTimeout(() => this.reload(), 250);
   }
 
-  /** Load the first page for the current filters (again). */
-  async reload() {
-    this.floor = undefined;
+  /**
+   * Load the first page for the current filters; unless `again`, only when they changed
+   * (a search field reports its value on input and once more on leaving it).
+   * Until the page arrives the rows already drawn stay, so focus stays where it was.
+   */
+  async reload({ again = false } = {}) {
+    const key = JSON.stringify(this.filters());
+    if (!again && key === this.loadedKey) return;
+    this.loadedKey = key;
+    clearTimeout(this.typing);
     this.cursor = null;
     this.render();
     await this.fetchPage(null);
     this.loadServices();
+  }
+
+  /** Forget what was loaded (signing out). */
+  clear() {
+    this.generation += 1;
+    this.floor = undefined;
+    this.cursor = null;
+    this.loadedKey = null;
+    this.selected = null;
+    this.render();
   }
 
   async loadMore() {

@@ -101,8 +101,8 @@ function signOut(message = "") {
   clearToken();
   clearReports();
   view.show(null);
-  list.select(null);
   store.clear();
+  list.clear();
   showSignIn(message);
 }
 
@@ -121,7 +121,7 @@ function start(token, who) {
       list.changed(store.get(change.incident_id), change.type === "IncidentOpened");
       view.changed(change);
     },
-    onReset: () => Promise.all([list.reload(), view.refresh()]),
+    onReset: () => Promise.all([list.reload({ again: true }), view.refresh()]),
     probe: () => api.get("/v1/incidents", { limit: 1 }),
   });
 
@@ -131,7 +131,7 @@ function start(token, who) {
   $("who-name").textContent = `${who.sub} (${who.roles.join(", ") || "no roles"})`;
   // Stream first: whatever changes while the first page loads is applied on top of it.
   stream.start();
-  list.reload();
+  list.reload({ again: true });
   route(false);
 }
 

@@ -180,7 +180,8 @@ export function notes(entries) {
 
 export function timeline(entries) {
   if (!entries.length) return h("p", { class: "muted" }, "Nothing yet.");
-  return h("ol", { class: "timeline", reversed: true }, entries.slice().reverse().map((e) =>
+  // Scrolls on its own, so it takes focus for keyboard scrolling.
+  return h("ol", { class: "timeline", reversed: true, tabindex: 0, "aria-label": "Timeline, newest first" }, entries.slice().reverse().map((e) =>
     h("li", { dataset: { version: e.version, type: e.type } },
       h("span", { class: "tl-when" }, when(e.occurred_at)),
       h("span", { class: "tl-what" },

@@ -1,0 +1,424 @@
+"""The dashboard at `/` in a real browser (Debian's Chromium driven by Playwright).
+
+Incidents and their changes appear without a reload, commands from the page send the
+version shown and explain a conflict, and a page left open across a gateway restart
+says so, resumes from its last event and misses nothing. Screenshots go to artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.servers import server_unavailable
+from harness.waiting import wait_for_async
+from stack import REPO_ROOT, Stack
+from warroom.servers import free_port
+
+try:
+    from playwright.async_api import Browser, ConsoleMessage, Page, Request, Route, async_playwright, expect
+except ImportError as missing:  # pragma: no cover - the dev dependencies include it
+    async_playwright = None
+    PLAYWRIGHT_MISSING = missing
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO_ROOT / "artifacts"
+VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen
+
+LIVE_MS = 2000  # a change shows up on an open page within this
+SETTLE_MS = 15_000  # the page's own round trips, where no latency promise is made
+RESTART_S = 60
+CONSOLE_SLACK_S = 2.0
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if async_playwright is None:
+        server_unavailable("Playwright", PLAYWRIGHT_MISSING)
+    if not CHROMIUM.exists():
+        server_unavailable("Chromium", f"{CHROMIUM} not found (apt-get install -y chromium)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@dataclass
+class Dashboard:
+    """One browser tab on the dashboard, with what its console said."""
+
+    page: Page
+    base_url: str
+    console: list[tuple[float, str]] = field(default_factory=list)
+
+    def record(self, text: str) -> None:
+        self.console.append((time.monotonic(), text))
+
+    async def sign_in(self, token: str) -> None:
+        await self.page.goto(self.base_url + "/")
+        await self.page.get_by_label("Access token").fill(token)
+        await self.page.get_by_role("button", name="Sign in").click()
+        await expect(self.connection).to_have_attribute("data-state", "live", timeout=SETTLE_MS)
+
+    @property
+    def connection(self):
+        return self.page.locator("#connection")
+
+    def list_item(self, incident_id: str):
+        return self.page.locator(f'#incident-list li[data-incident-id="{incident_id}"]')
+
+    @property
+    def incident(self):
+        return self.page.locator("#incident")
+
+    def shown_status(self):
+        return self.incident.locator(".incident-meta [data-status]")
+
+    def shown_version(self):
+        return self.incident.locator(".incident-meta [data-version]")
+
+    async def open(self, incident_id: str, title: str) -> None:
+        await self.list_item(incident_id).get_by_role("link").click()
+        await expect(self.page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=SETTLE_MS)
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def errors(self, allowed=lambda at, text: False) -> list[str]:
+        """What the console said at error level, less what `allowed(at, text)` expects."""
+        return [text for at, text in self.console if not allowed(at, text)]
+
+
+@pytest.fixture
+async def dashboard(browser: Browser, stack: Stack) -> AsyncIterator[Dashboard]:
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    tab = Dashboard(page=page, base_url=stack.base_url)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            tab.record(f"console error: {message.text} ({message.location.get('url', '')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: tab.record(f"uncaught: {error}"))
+    try:
+        yield tab
+    finally:
+        await context.close()
+
+
+async def open_incident(api: httpx.AsyncClient, title: str, service: str, severity: str = "high") -> str:
+    response = await api.post("/v1/incidents", json={"title": title, "service": service, "severity": severity})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def command(api: httpx.AsyncClient, incident: str, what: str, body: dict | None = None) -> dict:
+    response = await api.post(f"/v1/incidents/{incident}/{what}", json=body or {})
+    assert response.status_code in (200, 201, 202), response.text
+    return response.json()
+
+
+async def test_incidents_and_their_changes_appear_without_reload(stack: Stack, dashboard: Dashboard) -> None:
+    service = unique("dash")
+    page = dashboard.page
+    await dashboard.sign_in(stack.token("responder", sub="dana"))
+    # The filter narrows the list, and what arrives live is filtered too.
+    await page.get_by_label("Service").fill(service)
+    await expect(page.locator("#list-summary")).to_have_text("No incidents match these filters.", timeout=SETTLE_MS)
+
+    async with stack.client("responder", sub="api") as api:
+        title = f"Checkout 5xx {service}"
+        incident = await open_incident(api, title, service, "critical")
+        item = dashboard.list_item(incident)
+        await expect(item).to_be_visible(timeout=LIVE_MS)
+        await expect(item.locator("[data-severity]")).to_have_text("Critical")
+        elsewhere = await open_incident(api, "Somewhere else", unique("other"))
+
+        # Keyboard: the list entry is a link, and opening it moves focus to the incident.
+        await item.get_by_role("link").focus()
+        await page.keyboard.press("Enter")
+        heading = page.get_by_role("heading", name=title, exact=True)
+        await expect(heading).to_be_visible(timeout=SETTLE_MS)
+        await expect(heading).to_be_focused()
+        await expect(page).to_have_url(re.compile(f"#/incidents/{incident}$"))
+
+        moved = await command(api, incident, "status", {"to": "mitigated", "reason": "rolled back"})
+        await expect(dashboard.shown_status()).to_have_text("Mitigated", timeout=LIVE_MS)
+        await expect(item.locator("[data-status]")).to_have_text("Mitigated", timeout=LIVE_MS)
+        await expect(dashboard.shown_version()).to_have_text(f"version {moved['version']}", timeout=LIVE_MS)
+
+        await command(api, incident, "notes", {"text": "Rolled back checkout-api 2.14; error ratio falling."})
+        notes = dashboard.incident.locator(".panel-notes")
+        await expect(notes.get_by_text("Rolled back checkout-api 2.14; error ratio falling.")).to_be_visible(timeout=LIVE_MS)
+
+        # Correlation progress: the run and each of its sources, as they progress.
+        run = (await api.post(f"/v1/incidents/{incident}/correlation")).json()["run_id"]
+        shown_run = dashboard.incident.locator(f'[data-run-id="{run}"]')
+        await expect(shown_run).to_be_visible(timeout=LIVE_MS)
+        for source in stack.settings.correlation.sources:
+            await expect(shown_run.locator(f'tr[data-source="{source}"]')).to_be_visible(timeout=LIVE_MS)
+
+        async def sources_as_the_read_model_has_them() -> bool:
+            runs = (await api.get(f"/v1/incidents/{incident}/correlation")).json()
+            wanted = {s["source"]: s["state"] for r in runs if r["run_id"] == run for s in r["sources"]}
+            shown = await shown_run.locator("tr[data-source]").evaluate_all(
+                "rows => rows.map(row => [row.dataset.source, row.dataset.state])")
+            return wanted and dict(shown) == wanted
+
+        await wait_for_async(sources_as_the_read_model_has_them, timeout=LIVE_MS / 1000,
+                             message="the page shows each source's state")
+
+        # A second incident of the service arrives on top; the other service's never shows.
+        second = await open_incident(api, f"Checkout latency {service}", service, "medium")
+        await expect(dashboard.list_item(second)).to_be_visible(timeout=LIVE_MS)
+        await expect(page.locator("#incident-list li").first).to_have_attribute("data-incident-id", second)
+        await expect(dashboard.list_item(elsewhere)).to_have_count(0)
+
+    await expect(dashboard.connection).to_have_attribute("data-state", "live")
+    await expect(dashboard.connection).to_have_text("Live")
+    assert await unlabelled_controls(page) == []
+    print(f"screenshot: {await dashboard.screenshot('dashboard.png')}")
+    assert dashboard.errors() == []
+
+
+async def unlabelled_controls(page: Page) -> list[str]:
+    """Form controls and buttons a screen reader could not name."""
+    return await page.evaluate("""() => [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((el) => el.offsetParent !== null)
+        .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                        && !(el.tagName === "BUTTON" && el.textContent.trim()))
+        .map((el) => el.outerHTML.slice(0, 120))""")
+
+
+async def test_status_change_from_the_page_and_a_conflict(stack: Stack, dashboard: Dashboard) -> None:
+    service = unique("dash")
+    page = dashboard.page
+    await dashboard.sign_in(stack.token("responder", sub="erin"))
+    async with stack.client("responder", sub="api") as api:
+        title = f"Payments timeouts {service}"
+        incident = await open_incident(api, title, service)
+        await dashboard.open(incident, title)
+        await expect(dashboard.shown_version()).to_have_text("version 1", timeout=LIVE_MS)
+
+        await page.get_by_label("Move to").select_option("investigating")
+        await page.get_by_role("button", name="Change status").click()
+        await expect(dashboard.shown_status()).to_have_text("Investigating", timeout=LIVE_MS)
+        await expect(dashboard.shown_version()).to_have_text("version 2", timeout=LIVE_MS)
+        await expect(page.get_by_role("status").filter(has_text="done (version 2)")).to_be_visible()
+        timeline = (await api.get(f"/v1/incidents/{incident}/timeline")).json()
+        assert timeline[-1]["type"] == "StatusChanged" and timeline[-1]["actor"]["id"] == "erin"
+
+        await page.get_by_role("button", name="Acknowledge").click()
+        await expect(page.get_by_role("button", name="Acknowledged")).to_be_disabled(timeout=LIVE_MS)
+
+        # Someone else moves the incident while the page's command is on its way: the
+        # page sent the version it showed, so the decider refuses it.
+        meanwhile: dict = {}
+        moved_meanwhile = asyncio.Event()
+
+        async def someone_else_first(route: Route) -> None:
+            meanwhile.update(await command(api, incident, "status", {"to": "mitigated"}))
+            moved_meanwhile.set()
+            await route.continue_()
+
+        await page.route("**/v1/incidents/*/status", someone_else_first, times=1)
+        await page.get_by_label("Move to").select_option("resolved")
+        await page.get_by_role("button", name="Change status").click()
+        await asyncio.wait_for(moved_meanwhile.wait(), SETTLE_MS / 1000)
+        conflict = page.get_by_role("alert").filter(has_text="Someone changed this incident")
+        await expect(conflict).to_have_text(
+            f"Someone changed this incident (now mitigated, version {meanwhile['version']}). "
+            "Reload to see the change.", timeout=SETTLE_MS)
+        # ...and the page refreshed to what is now true.
+        await expect(dashboard.shown_status()).to_have_text("Mitigated", timeout=LIVE_MS)
+        await expect(dashboard.shown_version()).to_have_text(f"version {meanwhile['version']}", timeout=LIVE_MS)
+        current = (await api.get(f"/v1/incidents/{incident}")).json()
+        assert (current["status"], current["version"]) == ("mitigated", meanwhile["version"])
+
+        # A move that needs a reason asks for one before sending anything.
+        await page.get_by_label("Move to").select_option("resolved")
+        await page.get_by_role("button", name="Change status").click()
+        await expect(dashboard.shown_status()).to_have_text("Resolved", timeout=LIVE_MS)
+        await page.get_by_label("Move to").select_option("investigating")
+        await page.get_by_role("button", name="Change status").click()
+        await expect(page.get_by_role("alert").filter(has_text="needs a reason")).to_be_visible()
+        await page.get_by_label("Reason").fill("regressed after the fix")
+        await page.get_by_role("button", name="Change status").click()
+        await expect(dashboard.shown_status()).to_have_text("Investigating", timeout=LIVE_MS)
+
+        await page.get_by_label("Add a note").fill("Paged the payments on-call.")
+        await page.get_by_role("button", name="Add note").click()
+        await expect(dashboard.incident.locator(".panel-notes").get_by_text("Paged the payments on-call.")).to_be_visible(
+            timeout=LIVE_MS)
+
+    await dashboard.screenshot("dashboard-conflict.png")
+    # Chrome logs every answer of 4xx as a failed load, the refused command included.
+    refused = re.compile(rf"status of 409 \(Conflict\) \({re.escape(dashboard.base_url)}/v1/incidents/{incident}/status\)")
+    assert len([text for _, text in dashboard.console if refused.search(text)]) == 1, dashboard.console
+    assert dashboard.errors(lambda at, text: bool(refused.search(text))) == []
+
+
+async def test_pages_load_more_by_cursor(stack: Stack, dashboard: Dashboard) -> None:
+    service = unique("many")
+    async with stack.client("responder", sub="api") as api:
+        for n in range(53):  # one more page than the dashboard's 50
+            await open_incident(api, f"Noisy {n:02d} {service}", service, "low")
+    page = dashboard.page
+    await dashboard.sign_in(stack.token("viewer", sub="vic"))
+    async with page.expect_response(lambda response: f"service={service}" in response.url):
+        await page.get_by_label("Service").fill(service)
+    rows = page.locator("#incident-list li")
+    await expect(rows).to_have_count(50, timeout=SETTLE_MS)
+    await expect(rows.first).to_contain_text("Noisy 52")
+    await page.get_by_role("button", name="Load more").click()
+    await expect(rows).to_have_count(53, timeout=SETTLE_MS)
+    await expect(rows.last).to_contain_text("Noisy 00")
+    await expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    # A viewer sees everything and may do nothing.
+    await rows.first.get_by_role("link").click()
+    await expect(page.get_by_role("button", name="Acknowledge")).to_be_disabled(timeout=SETTLE_MS)
+    await expect(page.get_by_text("Your token is read-only")).to_be_visible()
+    assert dashboard.errors() == []
+
+
+# -- a gateway restart under an open page ----------------------------------------------------
+
+
+async def start_gateway(stack: Stack, name: str, port: int) -> None:
+    server = stack.start(name, "gateway", env={"WARROOM_GATEWAY__PORT": str(port)})
+
+    async def ready() -> bool:
+        assert server.alive(), server.log_tail()
+        async with httpx.AsyncClient(timeout=3) as client:
+            return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+
+    await wait_for_async(ready, timeout=RESTART_S, interval=0.2, message=f"{name} /readyz")
+
+
+STATES_SCRIPT = """
+window.__connectionStates = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const el = document.getElementById("connection");
+  new MutationObserver(() => window.__connectionStates.push(el.dataset.state))
+    .observe(el, { attributes: true, attributeFilter: ["data-state"] });
+});
+"""
+
+
+async def test_a_gateway_restart_under_an_open_page_misses_nothing(stack: Stack, dashboard: Dashboard) -> None:
+    """The page's gateway is killed twice. The first time the browser's EventSource
+    reconnects by itself with Last-Event-ID; the second time the restarting gateway
+    first refuses the stream (503, as one does before its change feed is connected),
+    which closes the EventSource, and the page reopens it with `last_event_id=`."""
+    name, port = "gateway-dashboard", free_port()
+    await start_gateway(stack, name, port)
+    dashboard.base_url = f"http://127.0.0.1:{port}"
+    page = dashboard.page
+    await page.add_init_script(STATES_SCRIPT)
+    streams: list[Request] = []
+    page.on("request", lambda request: streams.append(request) if "/v1/stream" in request.url else None)
+    outages: list[tuple[float, float]] = []
+    service = unique("restart")
+    try:
+        await dashboard.sign_in(stack.token("responder", sub="rita"))
+        await page.get_by_label("Service").fill(service)
+        async with stack.client("responder", sub="elsewhere") as other:  # the stack's own gateway
+            title = f"Search down {service}"
+            incident = await open_incident(other, title, service)
+            await expect(dashboard.list_item(incident)).to_be_visible(timeout=LIVE_MS)
+            await dashboard.open(incident, title)
+
+            # 1. Killed; the browser reconnects by itself and sends Last-Event-ID.
+            started = time.monotonic()
+            stack.processes[name].kill()
+            await expect(dashboard.connection).to_have_attribute("data-state", "reconnecting", timeout=SETTLE_MS)
+            await expect(dashboard.connection).to_have_text("Reconnecting…")
+            for n in range(3):
+                await command(other, incident, "notes", {"text": f"while the gateway was away {n}"})
+            moved = await command(other, incident, "status", {"to": "investigating"})
+            opened_meanwhile = await open_incident(other, f"Search slow {service}", service, "medium")
+            await start_gateway(stack, name, port)
+            await expect(dashboard.connection).to_have_attribute("data-state", "live", timeout=RESTART_S * 1000)
+            outages.append((started, time.monotonic()))
+            resumed = streams[-1]
+            assert "last_event_id" not in resumed.url
+            assert int((await resumed.all_headers())["last-event-id"]) > 0
+            await expect_everything_shown(dashboard, other, incident, moved["version"], opened_meanwhile,
+                                          [f"while the gateway was away {n}" for n in range(3)])
+
+            # 2. Killed again; this time the stream is refused once, closing the EventSource.
+            last_seen = int((await resumed.all_headers())["last-event-id"])
+            started = time.monotonic()
+            await page.route("**/v1/stream*", refuse_with_503, times=1)
+            stack.processes[name].kill()
+            await expect(dashboard.connection).to_have_attribute("data-state", "reconnecting", timeout=SETTLE_MS)
+            for n in range(2):
+                await command(other, incident, "notes", {"text": f"during the second outage {n}"})
+            moved = await command(other, incident, "status", {"to": "mitigated"})
+            second_meanwhile = await open_incident(other, f"Search errors {service}", service, "low")
+            await start_gateway(stack, name, port)
+            await expect(dashboard.connection).to_have_attribute("data-state", "live", timeout=RESTART_S * 1000)
+            outages.append((started, time.monotonic()))
+            reopened = streams[-1]
+            match = re.search(r"[?&]last_event_id=(\d+)", reopened.url)
+            assert match, f"the page reopened the stream without last_event_id: {reopened.url}"
+            assert int(match.group(1)) > last_seen
+            await expect_everything_shown(dashboard, other, incident, moved["version"], second_meanwhile,
+                                          [f"during the second outage {n}" for n in range(2)])
+            await expect(dashboard.list_item(opened_meanwhile)).to_be_visible()
+
+        states = await page.evaluate("window.__connectionStates")
+        assert "resyncing" not in states, f"the page refetched instead of resuming: {states}"
+        assert states.count("reconnecting") >= 2 and states[-1] == "live", states
+        await dashboard.screenshot("dashboard-after-restart.png")
+    finally:
+        server = stack.processes.pop(name, None)
+        if server is not None:
+            server.stop()
+
+    # While its gateway was gone the browser itself logs each failed connection attempt;
+    # those (and only those) are expected. Console messages reach the test a moment after
+    # they happen, hence the slack after each outage.
+    def during_an_outage(at: float, text: str) -> bool:
+        network = re.search(r"Failed to load resource: (net::ERR_\w+|the server responded with a status of 503)", text)
+        return bool(network) and any(start <= at <= end + CONSOLE_SLACK_S for start, end in outages)
+
+    assert dashboard.errors(during_an_outage) == []
+
+
+async def refuse_with_503(route: Route) -> None:
+    await route.fulfill(status=503, content_type="application/problem+json",
+                        body='{"code": "unavailable", "status": 503, "title": "Service unavailable", '
+                             '"detail": "the change feed is not connected to PostgreSQL"}')
+
+
+async def expect_everything_shown(dashboard: Dashboard, api: httpx.AsyncClient, incident: str, version: int,
+                                  opened_meanwhile: str, notes: list[str]) -> None:
+    """What happened while the page was away is on it, each event once."""
+    await expect(dashboard.list_item(opened_meanwhile)).to_be_visible(timeout=LIVE_MS)
+    await expect(dashboard.shown_version()).to_have_text(f"version {version}", timeout=LIVE_MS)
+    for text in notes:
+        await expect(dashboard.incident.locator(".panel-notes").get_by_text(text, exact=True)).to_have_count(1)
+    timeline = (await api.get(f"/v1/incidents/{incident}/timeline")).json()
+    shown = dashboard.incident.locator(".timeline li")
+    await expect(shown).to_have_count(len(timeline))
+    assert [int(v) for v in reversed(await shown.evaluate_all("els => els.map(e => e.dataset.version)"))] == \
+        [entry["version"] for entry in timeline]
