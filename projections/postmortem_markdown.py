@@ -1,0 +1,194 @@
+"""A postmortem as a Markdown document people finish and share.
+
+Pure rendering of `projections.postmortem.Postmortem`: what the log knows is written
+out (facts, timeline, durations, evidence queries); what only people know
+(contributing factors, action items, lessons) is left as headed, empty sections.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from projections.postmortem import DURATIONS, Finding, Postmortem, Run
+
+TO_WRITE = "_To be written by the responders._"
+EVIDENCE_SHOWN = ("query", "baseline_query", "window", "value", "threshold", "link", "links")
+
+
+def duration(seconds: float | None) -> str:
+    """`1h 02m 03s`, `4m 05s`, `12s`; an em dash when unknown."""
+    if seconds is None:
+        return "—"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def when(at: datetime | None) -> str:
+    return "—" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "—").replace("|", "\\|").replace("\n", " ")
+
+
+def render(pm: Postmortem) -> str:
+    """The whole document."""
+    parts = [_header(pm), _summary(pm), _impact(pm), _durations(pm), _timeline(pm), _responders(pm),
+             _alerts(pm), _correlation(pm), _hypotheses(pm), _notes(pm), _to_write()]
+    return "\n\n".join(part.rstrip() for part in parts) + "\n"
+
+
+def _header(pm: Postmortem) -> str:
+    i = pm.incident
+    severity = i["severity"]
+    if pm.opened_severity != severity:
+        severity = f"{severity} (opened as {pm.opened_severity})"
+    opened_by = i.get("opened_by") or {}
+    log = pm.log
+    chain = (f"{log.events} events, hash chain intact (last hash `{log.last_hash[:16]}…`)" if log.valid
+             else f"{log.events} events verified; **the hash chain breaks at version {log.first_bad_version}**")
+    rows = [
+        ("Incident", f"`{i['id']}`"), ("Service", i["service"]), ("Severity", severity),
+        ("Status", i["status"]),
+        ("Opened", f"{when(i['opened_at'])} by {opened_by.get('id', '—')}"),
+        ("Acknowledged", _at_after(i["acknowledged_at"], i["time_to_acknowledge_s"], i["acknowledged_by"])),
+        ("Mitigated", _at_after(i["mitigated_at"], i["time_to_mitigate_s"])),
+        ("Resolved", _at_after(i["resolved_at"], i["time_to_resolve_s"])),
+        ("Log", chain),
+    ]
+    table = "\n".join(f"| {name} | {_cell(value)} |" for name, value in rows)
+    return f"# Postmortem: {i['title']}\n\n| | |\n|---|---|\n{table}"
+
+
+def _at_after(at: datetime | None, seconds: float | None, by: str | None = None) -> str:
+    if at is None:
+        return "—"
+    who = f" by {by}" if by else ""
+    return f"{when(at)}{who}, {duration(seconds)} after opening"
+
+
+def _summary(pm: Postmortem) -> str:
+    i = pm.incident
+    sentences = [f"“{i['title']}” (service **{i['service']}**) was opened at {when(i['opened_at'])}."]
+    facts = [f"{verb} after {duration(i[key])}" for key, verb in
+             (("time_to_acknowledge_s", "acknowledged"), ("time_to_mitigate_s", "mitigated"),
+              ("time_to_resolve_s", "resolved")) if i[key] is not None]
+    if facts:
+        sentences.append("It was " + ", ".join(facts) + ".")
+    if i["status"] != "resolved":
+        sentences.append(f"It is still **{i['status']}**.")
+    top = f"; the top hypothesis is: {_hypothesis_text(pm.hypotheses[0])}" if pm.hypotheses else ""
+    sentences.append(f"{len(pm.alerts)} alert(s) fired; correlation ran {len(pm.runs)} time(s){top}.")
+    quoted = f"\n\n> {i['description']}" if i.get("description") else ""
+    return (f"## Summary\n\n{' '.join(sentences)}{quoted}\n\n"
+            f"{TO_WRITE} (what happened, who was affected, how it ended)")
+
+
+def _impact(pm: Postmortem) -> str:
+    if not pm.impact:
+        return f"## Impact\n\nNo impact assessment was recorded. {TO_WRITE}"
+    lines = ["## Impact", "", "| SLO | Burn rate | Error budget left | Estimated cost | Window | Assessed |",
+             "|---|---|---|---|---|---|"]
+    for a in pm.impact:
+        cost = f"{a['estimated_cost']:,.0f}" if a.get("estimated_cost") is not None else "—"
+        lines.append(f"| {_cell(a['slo'])} | {a['burn_rate']:.1f}× | {a['error_budget_left'] * 100:.0f}% | {cost} "
+                     f"| {_cell(a.get('window'))} | {_cell(a.get('assessed_at'))} |")
+    return "\n".join(lines)
+
+
+def _durations(pm: Postmortem) -> str:
+    rows = "\n".join(f"| {label} | {duration(pm.durations[key])} |" for key, label in DURATIONS)
+    return f"## Durations\n\n| Measure | Duration |\n|---|---|\n{rows}"
+
+
+def _timeline(pm: Postmortem) -> str:
+    rows = "\n".join(f"| {when(e.at)} | {_cell(e.actor)} | {_cell(e.summary)} |" for e in pm.timeline)
+    return f"## Timeline\n\n| Time | Who | What |\n|---|---|---|\n{rows}"
+
+
+def _responders(pm: Postmortem) -> str:
+    rows = "\n".join(f"| {_cell(r.actor)} | {r.actions} | {when(r.first_at)} | {_cell(', '.join(r.did))} |"
+                     for r in pm.responders)
+    return f"## Who did what\n\n| Who | Actions | First action | Kinds of action |\n|---|---|---|---|\n{rows}"
+
+
+def _alerts(pm: Postmortem) -> str:
+    if not pm.alerts:
+        return "## Alerts\n\nNo alert was attached to this incident."
+    rows = "\n".join(
+        f"| {_cell(a['alertname'])} | `{_cell(a['fingerprint'])}` | {a['status']} | {when(a['first_seen'])} "
+        f"| {when(a['resolved_at'])} |" for a in pm.alerts)
+    return f"## Alerts\n\n| Alert | Fingerprint | Status | First seen | Resolved |\n|---|---|---|---|---|\n{rows}"
+
+
+def _correlation(pm: Postmortem) -> str:
+    if not pm.runs:
+        return "## Correlation\n\nNo correlation run was started."
+    return "## Correlation\n\n" + "\n\n".join(_run(run) for run in pm.runs)
+
+
+def _run(run: Run) -> str:
+    head = (f"### Run `{run.run_id}`\n\nTrigger: {run.trigger or '—'}; state: {run.state}; "
+            f"outcome: {run.outcome or '—'}; started {when(run.started_at)}; completed {when(run.completed_at)}.")
+    rows = "\n".join(
+        f"| {_cell(s['source'])} | {s['state']} | {s['attempts']} | "
+        f"{'—' if s['duration_ms'] is None else str(s['duration_ms']) + ' ms'} | {_cell(s['error'])} |"
+        for s in run.sources)
+    sources = f"| Source | Outcome | Attempts | Duration | Error |\n|---|---|---|---|---|\n{rows}" if rows else ""
+    queries = "\n".join(f"- {_cell(s['source'])}: `{query}`" for s in run.sources for query in s.get("queries") or ())
+    if queries:
+        sources += f"\n\nQueries the sources ran:\n\n{queries}"
+    findings = "\n".join(_finding(f) for f in run.findings) or "No findings."
+    return f"{head}\n\n{sources}\n\n#### Findings\n\n{findings}"
+
+
+def _finding(f: Finding) -> str:
+    late = " (after resolution)" if f.after_resolution else ""
+    lines = [f"- **{f.source} / {f.kind}**{late}, confidence {f.confidence:.2f}: {f.summary}"]
+    if f.changed_at is not None:
+        lines.append(f"  - Changed at: {when(f.changed_at)}")
+    for key in EVIDENCE_SHOWN:
+        value = f.evidence.get(key)
+        if value is None:
+            continue
+        if key in ("query", "baseline_query"):
+            lines.append(f"  - {key.replace('_', ' ').capitalize()}: `{value}`")
+        else:
+            lines.append(f"  - {key.capitalize()}: {value if isinstance(value, str) else json.dumps(value)}")
+    others = sorted(k for k in f.evidence if k not in EVIDENCE_SHOWN)
+    if others:
+        lines.append(f"  - Further evidence recorded: {', '.join(others)}")
+    return "\n".join(lines)
+
+
+def _hypothesis_text(h: dict[str, Any]) -> str:
+    text = h.get("summary") or h.get("title") or h.get("category") or json.dumps(h)
+    confidence = h.get("confidence")
+    return f"{text} (confidence {confidence:.2f})" if isinstance(confidence, (int, float)) else str(text)
+
+
+def _hypotheses(pm: Postmortem) -> str:
+    if not pm.hypotheses:
+        return "## Hypotheses\n\nCorrelation proposed no hypothesis."
+    return "## Hypotheses\n\n" + "\n".join(f"{n}. {_hypothesis_text(h)}" for n, h in enumerate(pm.hypotheses, 1))
+
+
+def _notes(pm: Postmortem) -> str:
+    if not pm.notes:
+        return "## Notes\n\nNo notes were added during the incident."
+    return "## Notes\n\n" + "\n".join(f"- {when(n['at'])}, {n['author']}: {n['text']}" for n in pm.notes)
+
+
+def _to_write() -> str:
+    return (f"## Contributing factors\n\n{TO_WRITE}\n\n"
+            f"## What went well\n\n{TO_WRITE}\n\n"
+            f"## What went badly\n\n{TO_WRITE}\n\n"
+            "## Action items\n\n| Action | Owner | Due |\n|---|---|---|\n| | | |")
