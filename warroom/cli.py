@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--fingerprint", default=None, help="default: derived from the labels")
     send.add_argument("--data-dir", type=Path, default=None, help="publish to the broker `warroom up` runs there")
     send.set_defaults(func=_cmd_alert_send)
+
+    from warroom.history_cli import register
+
+    register(sub)  # replay, audit, postmortem
     return parser
 
 
