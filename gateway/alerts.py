@@ -105,7 +105,7 @@ def parse_alerts(body: bytes) -> list[Alert]:
     """One alert or a list of them from a request body; `Problem` 422 naming the field."""
     try:
         document: Any = json.loads(body)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deep to read
         raise Problem.invalid("body", f"not valid JSON: {err}") from None
     many = isinstance(document, list)
     if many and len(document) > MAX_ALERTS:

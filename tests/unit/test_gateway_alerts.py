@@ -65,6 +65,8 @@ def test_one_alert_or_a_list() -> None:
 
 @pytest.mark.parametrize(("body", "field"), [
     (b"{nope", "body"),
+    (b"[" * 100_000, "body"),
+    (b"\xff\xfe", "body"),
     (b"42", "body"),
     (json.dumps({"status": "firing", "labels": {}, "starts_at": "2024-05-01T12:00:00Z"}).encode(), "labels"),
     (json.dumps({"status": "burning", "labels": {"a": "b"}, "starts_at": "2024-05-01T12:00:00Z"}).encode(), "status"),
