@@ -45,6 +45,7 @@ from contracts.commands import COMMAND_ADAPTER, CommandBase
 from contracts.events import EventEnvelope
 from contracts.outcomes import CommandOutcome
 from streams.app import Streams, create_app
+from streams.correlation_agents import install_correlation
 from streams.dead_letters import dead_letter
 from streams.decider import Rejected
 from streams.incident import Applied, State
@@ -287,6 +288,7 @@ def run(settings: Settings) -> None:
     streams = create_app(settings)
     install_decider(streams)
     install_intake(streams)
+    install_correlation(streams)
     worker = faust.Worker(streams.app, loop=loop, loglevel=settings.log_level.upper())
     # Faust's terminal spinner lowers the root logger to DEBUG so every record spins it;
     # that builds a log record per produced message. A service needs no spinner.

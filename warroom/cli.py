@@ -97,7 +97,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from warroom.doctor import doctor
 
-    report = asyncio.run(doctor(settings))
+    report = asyncio.run(doctor(settings, args.service))
     print(json.dumps(report, indent=2) if args.json else report_text(report))
     return 0 if all(check["ok"] for check in report["checks"]) else 1
 
@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check Kafka, PostgreSQL and each source")
     doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--service", default=None,
+                        help="run every source's queries for this service (default: the first SLO's service)")
     doctor.set_defaults(func=_cmd_doctor)
 
     alert = sub.add_parser("alert", help="alerts, as a producer publishes them")
