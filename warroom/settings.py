@@ -96,8 +96,10 @@ class PrometheusSource(Section):
     window: str = "5m"
     queries: dict[str, str] = Field(
         default_factory=lambda: {
-            "error_rate": 'sum(rate(http_requests_total{{{label}="{service}",status=~"5.."}}[{window}]))'
-            ' / sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))',
+            # `or vector(0)`: a service with no 5xx yet has an error rate of 0, not no series;
+            # a misnamed total metric still leaves no series, so it is reported as no_data.
+            "error_rate": '(sum(rate(http_requests_total{{{label}="{service}",status=~"5.."}}[{window}]))'
+            ' or vector(0)) / sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))',
             "latency_p95": "histogram_quantile(0.95, sum by (le) (rate("
             'http_request_duration_seconds_bucket{{{label}="{service}"}}[{window}])))',
             "request_rate": 'sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))',

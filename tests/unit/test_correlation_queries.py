@@ -19,7 +19,7 @@ T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 def test_default_promql_for_a_service_label() -> None:
     queries = prometheus.build_queries(PrometheusSource(), "checkout")
     assert queries["error_rate"] == (
-        'sum(rate(http_requests_total{service="checkout",status=~"5.."}[5m]))'
+        '(sum(rate(http_requests_total{service="checkout",status=~"5.."}[5m])) or vector(0))'
         ' / sum(rate(http_requests_total{service="checkout"}[5m]))')
     assert queries["restarts"] == 'sum(changes(process_start_time_seconds{service="checkout"}[5m]))'
 
