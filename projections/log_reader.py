@@ -72,6 +72,28 @@ async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
+async def log_end(consumer: AIOKafkaConsumer, topic: str, settle_ms: int = 500) -> dict[int, int]:
+    """partition → the offset after its last readable record, checked by reading.
+
+    A broker's reported end offset is not always the end: Tansu reports the first
+    offset of the last record batch. So reading goes on from the reported end until a
+    fetch comes back empty."""
+    ends = await end_offsets(consumer, topic)
+    if not ends:
+        return ends
+    parts = [TopicPartition(topic, p) for p in ends]
+    consumer.assign(parts)
+    for tp in parts:
+        consumer.seek(tp, ends[tp.partition])
+    while True:
+        fetched = await consumer.getmany(*parts, timeout_ms=settle_ms, max_records=FETCH_RECORDS)
+        if not any(fetched.values()):
+            return ends
+        for tp, records in fetched.items():
+            if records:
+                ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
+
+
 async def read_ranges(
     consumer: AIOKafkaConsumer, topic: str, starts: Mapping[int, int], ends: Mapping[int, int],
 ) -> AsyncIterator[list[ConsumerRecord]]:
@@ -109,7 +131,7 @@ async def read_incident(settings: Settings, incident_id: UUID) -> list[ConsumerR
     topic = settings.topics.name("events")
     key = str(incident_id).encode()
     async with events_consumer(settings) as consumer:
-        ends = await end_offsets(consumer, topic)
+        ends = await log_end(consumer, topic)
         if not ends:
             return []
         home = partition_for(incident_id, len(ends))

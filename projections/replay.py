@@ -31,7 +31,7 @@ import asyncpg
 
 from projections.apply import PROJECTION
 from projections.expected import Digest, ServiceTally, offsets_digest, services_digest
-from projections.log_reader import end_offsets, events_consumer
+from projections.log_reader import events_consumer, log_end
 from projections.rebuild import write_services
 from projections.schema import migrate, quote_ident
 from projections.segment import Report, Segment, SegmentProcess
@@ -147,7 +147,7 @@ class _Replay:
         started = time.perf_counter()
         has_live = await self._has_live()
         async with events_consumer(self.settings) as consumer:
-            ends = await end_offsets(consumer, self.topic)
+            ends = await log_end(consumer, self.topic)
         if not ends:
             raise ReplayError(f"topic {self.topic} does not exist")
         stood = await live_offsets(self.conn, self.live, self.topic) if has_live else ends

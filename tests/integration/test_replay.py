@@ -373,11 +373,11 @@ async def test_verification_finds_a_wrong_row_in_any_table(kafka, postgres, conn
 
 
 async def _ends(settings: Settings) -> dict[int, int]:
-    from projections.log_reader import end_offsets, events_consumer
+    from projections.log_reader import events_consumer, log_end
 
     async def all_there() -> dict[int, int] | None:
         async with events_consumer(settings) as consumer:
-            ends = await end_offsets(consumer, settings.topics.name("events"))
+            ends = await log_end(consumer, settings.topics.name("events"))
         return ends if sum(ends.values()) else None
 
     return await wait_for_async(all_there, timeout=30, message="the events topic's end offsets")
