@@ -38,7 +38,18 @@ export class IncidentStore {
 
 /** Newest first by (opened_at, id), the order of GET /v1/incidents. */
 export function newestFirst(a, b) {
-  const at = Date.parse(b.opened_at) - Date.parse(a.opened_at);
+  const at = compareInstants(b.opened_at, a.opened_at);
   if (at) return at;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** Order two RFC 3339 timestamps to the microsecond, as PostgreSQL does (Date keeps ms). */
+function compareInstants(x, y) {
+  const ms = Date.parse(x) - Date.parse(y);
+  return ms || micros(x) - micros(y);
+}
+
+function micros(iso) {
+  const fraction = /\.(\d+)/.exec(iso ?? "");
+  return fraction ? Number(fraction[1].padEnd(6, "0").slice(3, 6)) : 0;
 }
