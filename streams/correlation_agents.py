@@ -111,7 +111,9 @@ class CorrelationDesk:
                 self._spawn(self.correlate(facts, data.run_id), f"correlate-{data.run_id}")
         elif isinstance(data, StatusChanged):
             if data.to == Status.RESOLVED:
+                # Forgotten to keep memory bounded; a later run takes the service from the table.
                 self.open.pop(event.incident_id, None)
+                self.facts.pop(event.incident_id, None)
             elif data.from_ == Status.RESOLVED:
                 facts = self._facts(event.incident_id, event.occurred_at)
                 if facts is not None:
