@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from harness.servers import server_unavailable
 from harness.waiting import wait_for_async
+from sse_client import open_stream
 from stack import REPO_ROOT, Stack
 from warroom.servers import free_port
 
@@ -39,6 +41,16 @@ LIVE_MS = 2000  # a change shows up on an open page within this
 SETTLE_MS = 15_000  # the page's own round trips, where no latency promise is made
 RESTART_S = 60
 CONSOLE_SLACK_S = 2.0
+
+# Test-side instrumentation: every connection state the page shows, in order.
+STATES_SCRIPT = """
+window.__connectionStates = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const el = document.getElementById("connection");
+  new MutationObserver(() => window.__connectionStates.push(el.dataset.state))
+    .observe(el, { attributes: true, attributeFilter: ["data-state"] });
+});
+"""
 
 
 def unique(prefix: str) -> str:
@@ -312,6 +324,66 @@ async def test_pages_load_more_by_cursor(stack: Stack, dashboard: Dashboard) -> 
     assert dashboard.errors() == []
 
 
+async def test_sign_in_keeps_the_token_until_sign_out(stack: Stack, dashboard: Dashboard) -> None:
+    page = dashboard.page
+    await page.goto(dashboard.base_url + "/")
+    token_field = page.get_by_label("Access token")
+    await expect(token_field).to_be_focused()
+    await token_field.fill("not a token")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#sign-in-message")).to_have_text(re.compile("not an access token"))
+    forged = jwt.encode({"sub": "mallory", "roles": ["admin"], "iss": "warroom", "exp": 2**31},
+                        "not-the-secret-" + "y" * 32, algorithm="HS256")
+    await token_field.fill(forged)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#sign-in-message")).to_have_text(re.compile("The gateway refused the token"))
+
+    await dashboard.sign_in(stack.token("viewer", sub="vera"))
+    await expect(page.locator("#who")).to_contain_text("vera (viewer)")
+    await page.reload()  # the token is kept in the browser
+    await expect(dashboard.connection).to_have_attribute("data-state", "live", timeout=SETTLE_MS)
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(token_field).to_be_visible()
+    await expect(dashboard.connection).to_have_text("Not connected")
+    await page.reload()
+    await expect(token_field).to_be_visible()
+    assert await page.evaluate("localStorage.length") == 0
+
+    # The forged token's refusal is logged by the browser as a failed load; nothing else is.
+    refused = re.compile(r"status of 401 \(Unauthorized\) \(.*/v1/incidents\?limit=1\)")
+    assert dashboard.errors(lambda at, text: bool(refused.search(text))) == []
+
+
+async def test_a_reset_refetches_and_follows_from_the_newest_position(stack: Stack, dashboard: Dashboard) -> None:
+    """A position the gateway no longer keeps gets `event: reset`: the page refetches what
+    it shows and follows the stream from the newest position the gateway named."""
+    page = dashboard.page
+    await page.add_init_script(STATES_SCRIPT)
+    service = unique("reset")
+    async with stack.client("responder", sub="api") as api:
+        before = await open_incident(api, f"Before the reset {service}", service)
+        async with open_stream(api, resume_after=10**15) as probe:
+            newest = (await probe.next()).json["newest_change_id"]
+        streams: list[Request] = []
+        page.on("request", lambda request: streams.append(request) if "/v1/stream" in request.url else None)
+
+        async def from_a_forgotten_position(route: Route) -> None:
+            await route.continue_(url=route.request.url + f"&last_event_id={10**15}")
+
+        # The first stream the page opens asks for a position the gateway never had.
+        await page.route("**/v1/stream*", from_a_forgotten_position, times=1)
+        await dashboard.sign_in(stack.token("viewer", sub="rex"))
+        await expect(dashboard.list_item(before)).to_be_visible(timeout=SETTLE_MS)
+        states = await page.evaluate("window.__connectionStates")
+        assert "resyncing" in states and states[-1] == "live", states
+        followed = re.search(r"[?&]last_event_id=(\d+)", streams[-1].url)
+        assert followed and int(followed.group(1)) >= newest, streams[-1].url
+
+        after = await open_incident(api, f"After the reset {service}", service)
+        await expect(dashboard.list_item(after)).to_be_visible(timeout=LIVE_MS)
+    assert dashboard.errors() == []
+
+
 # -- a gateway restart under an open page ----------------------------------------------------
 
 
@@ -325,15 +397,6 @@ async def start_gateway(stack: Stack, name: str, port: int) -> None:
 
     await wait_for_async(ready, timeout=RESTART_S, interval=0.2, message=f"{name} /readyz")
 
-
-STATES_SCRIPT = """
-window.__connectionStates = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const el = document.getElementById("connection");
-  new MutationObserver(() => window.__connectionStates.push(el.dataset.state))
-    .observe(el, { attributes: true, attributeFilter: ["data-state"] });
-});
-"""
 
 
 async def test_a_gateway_restart_under_an_open_page_misses_nothing(stack: Stack, dashboard: Dashboard) -> None:

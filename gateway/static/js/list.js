@@ -69,6 +69,11 @@ export class IncidentList {
     this.loadServices();
   }
 
+  /** Whether the first page for the current filters was asked for and did not fail. */
+  loaded() {
+    return this.loadedKey !== null;
+  }
+
   /** Forget what was loaded (signing out). */
   clear() {
     this.generation += 1;
@@ -98,7 +103,9 @@ export class IncidentList {
       this.floor = this.cursor && last ? last : null;
       this.render();
     } catch (error) {
-      if (generation === this.generation) this.report(`Could not load incidents: ${error.describe?.() ?? error}`);
+      if (generation !== this.generation) return;
+      if (!cursor) this.loadedKey = null; // the same filters may be asked for again
+      this.report(`Could not load incidents: ${error.describe?.() ?? error}`);
     } finally {
       if (generation === this.generation) this.list.removeAttribute("aria-busy");
     }

@@ -109,12 +109,23 @@ function signOut(message = "") {
 // -- the signed-in page ------------------------------------------------------------------------
 
 function start(token, who) {
-  const api = createApi(token, (error) => signOut(`Signed out: the gateway refused the token (${error.describe()}).`));
+  const api = createApi(token, (error) => {
+    // A late answer to a previous session's request must not sign out this one.
+    if (list.api === api) signOut(`Signed out: the gateway refused the token (${error.describe()}).`);
+  });
   list.api = view.api = api;
   view.mayRespond = mayRespond(who);
   stream = new LiveStream({
     token,
-    onState: showConnection,
+    onState: (state) => {
+      const back = state === "live" && $("connection").dataset.state === "reconnecting";
+      showConnection(state);
+      // Back from an outage: load what could not be loaded while the gateway was away.
+      if (back) {
+        if (!list.loaded()) list.reload({ again: true });
+        if (view.id && !view.incident) view.refresh();
+      }
+    },
     onChange: (change) => {
       if (!change.incident) return;
       store.put(change.incident);
