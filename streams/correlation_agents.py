@@ -9,9 +9,10 @@ One Faust agent reads the events topic and reacts to three facts:
 - `StatusChanged`, `ImpactAssessed` keep the list of unresolved incidents and their last
   impact numbers, which a timer reassesses every `impact.interval_s`.
 
-Both are done only when at least one source is configured (a URL, or Kubernetes
-enabled): with none, a run would only say `unavailable` for every source, so a worker
-without sources leaves incidents as they are.
+A run is worked on even when no source is configured: each source then completes
+`unavailable` with its reason, so a missing configuration is visible on the incident
+instead of a run that never ends. `correlation.on_open = false` stops the automatic
+run on open; requested runs always proceed.
 
 The agents never append events; the decider does. Redelivery is harmless: command ids
 are deterministic and the decider skips commands and sources it has already seen.
@@ -100,12 +101,12 @@ class CorrelationDesk:
             facts = IncidentFacts(event.incident_id, data.service, event.occurred_at)
             self.facts[event.incident_id] = facts
             self.open[event.incident_id] = Watched(facts)
-            if self._configured() and not self._has_run(event.incident_id, opening_run_id(event.incident_id)):
+            if self.settings.correlation.on_open and not self._has_run(event.incident_id, opening_run_id(event.incident_id)):
                 await self.send([start_command(self.settings, facts, opening_run_id(event.incident_id), "opened")])
             self._spawn(self.assess(self.open[event.incident_id]), f"impact-{event.incident_id}")
         elif isinstance(data, CorrelationStarted):
-            if self._run_done(event.incident_id, data.run_id) or not self._configured():
-                return  # read again after a restart, the run already completed; or nothing to ask
+            if self._run_done(event.incident_id, data.run_id):
+                return  # read again after a restart: the run already completed
             facts = self._facts(event.incident_id, event.occurred_at)
             if facts is not None:
                 self._spawn(self.correlate(facts, data.run_id), f"correlate-{data.run_id}")
@@ -176,11 +177,6 @@ class CorrelationDesk:
         if self.sources is None:
             self.sources = build_sources(self.settings)
         return self.sources
-
-    def _configured(self) -> bool:
-        """Whether any source is configured. With none, runs are not started or worked
-        on here: every source would only complete `unavailable`."""
-        return any(source.unavailable_reason() is None for source in self._sources().values())
 
     def _spawn(self, work, name: str) -> None:
         task = asyncio.ensure_future(work)

@@ -148,6 +148,7 @@ class CorrelationSettings(Section):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=30, gt=0)
     run_deadline_s: float = Field(default=30, gt=0)
+    on_open: bool = True  # start a run when an incident opens (manual runs always work)
     sources: list[Literal["prometheus", "loki", "kubernetes"]] = ["prometheus", "loki", "kubernetes"]
     prometheus: PrometheusSource = PrometheusSource()
     loki: LokiSource = LokiSource()

@@ -91,6 +91,8 @@ def stack_env(kafka_bootstrap: str, postgres_dsn: str, prefix: str, schema: str,
         "WARROOM_GATEWAY__HOST": "127.0.0.1",
         "WARROOM_GATEWAY__PORT": str(gateway_port),
         "WARROOM_GATEWAY__COMMAND_TIMEOUT_S": "10",
+        # Tests drive versions by hand; the automatic run on open would race them.
+        "WARROOM_CORRELATION__ON_OPEN": "false",
         "WARROOM_WORKER__WEB_PORT": str(free_port()),
         "WARROOM_PROJECTOR__GROUP_ID": f"{prefix}-projector",
     })

@@ -50,6 +50,8 @@ class Worker:
             "WARROOM_TOPICS__PARTITIONS": str(self.settings.topics.partitions),
             "WARROOM_DATA_DIR": str(self.settings.data_dir),
             "WARROOM_LOG_LEVEL": "info",
+            # Intake is under test; an automatic correlation run would add status changes.
+            "WARROOM_CORRELATION__ON_OPEN": "false",
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], cwd=ROOT,
