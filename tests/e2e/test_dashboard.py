@@ -41,6 +41,7 @@ LIVE_MS = 2000  # a change shows up on an open page within this
 SETTLE_MS = 15_000  # the page's own round trips, where no latency promise is made
 RESTART_S = 60
 CONSOLE_SLACK_S = 2.0
+SOURCE_STATES = {"pending", "running", "succeeded", "failed", "no_data", "unavailable", "timed_out"}
 
 # Test-side instrumentation: every connection state the page shows, in order.
 STATES_SCRIPT = """
@@ -188,15 +189,20 @@ async def test_incidents_and_their_changes_appear_without_reload(stack: Stack, d
         for source in stack.settings.correlation.sources:
             await expect(shown_run.locator(f'tr[data-source="{source}"]')).to_be_visible(timeout=LIVE_MS)
 
-        async def sources_as_the_read_model_has_them() -> bool:
+        async def completed_run() -> dict | None:
             runs = (await api.get(f"/v1/incidents/{incident}/correlation")).json()
-            wanted = {s["source"]: s["state"] for r in runs if r["run_id"] == run for s in r["sources"]}
-            shown = await shown_run.locator("tr[data-source]").evaluate_all(
-                "rows => rows.map(row => [row.dataset.source, row.dataset.state])")
-            return wanted and dict(shown) == wanted
+            return next((r for r in runs if r["run_id"] == run and r["state"] == "completed"), None)
 
-        await wait_for_async(sources_as_the_read_model_has_them, timeout=LIVE_MS / 1000,
-                             message="the page shows each source's state")
+        # However far the run got, the page follows; once it is over, the page shows how it
+        # ended, each source's outcome and, where a source could not answer, why.
+        final = await wait_for_async(completed_run, timeout=RESTART_S, message="the correlation run completes")
+        await expect(shown_run).to_have_attribute("data-state", final["outcome"], timeout=LIVE_MS)
+        for source in final["sources"]:
+            row = shown_run.locator(f'tr[data-source="{source["source"]}"]')
+            await expect(row).to_have_attribute("data-state", source["state"], timeout=LIVE_MS)
+            if source["error"]:
+                await expect(row).to_contain_text(source["error"])
+        assert {s["state"] for s in final["sources"]} <= SOURCE_STATES
 
         # A second incident of the service arrives on top; the other service's never shows.
         second = await open_incident(api, f"Checkout latency {service}", service, "medium")

@@ -83,10 +83,14 @@ function source(s, runId) {
   const queries = s.queries || [];
   const detail = [];
   if (s.error) detail.push(h("p", { class: "source-error" }, s.error));
-  if (queries.length) {
+  const code = (q) => h("pre", null, h("code", null, typeof q === "string" ? q : JSON.stringify(q)));
+  if (s.state === "no_data" && queries.length) {
+    // The query that found nothing is the finding: a wrong metric or label shows here.
+    detail.push(h("p", { class: "muted" }, "No series for:"), queries.map(code));
+  } else if (queries.length) {
     detail.push(h("details", { class: "queries", dataset: { key: `queries:${runId}:${s.source}` } },
       h("summary", null, `${queries.length} quer${queries.length === 1 ? "y" : "ies"}`),
-      queries.map((q) => h("pre", null, h("code", null, typeof q === "string" ? q : JSON.stringify(q))))));
+      queries.map(code)));
   }
   return h("tr", { dataset: { source: s.source, state: s.state } },
     h("th", { scope: "row" }, s.source),
