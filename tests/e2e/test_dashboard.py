@@ -187,7 +187,7 @@ async def test_incidents_and_their_changes_appear_without_reload(stack: Stack, d
         shown_run = dashboard.incident.locator(f'[data-run-id="{run}"]')
         await expect(shown_run).to_be_visible(timeout=LIVE_MS)
         for source in stack.settings.correlation.sources:
-            await expect(shown_run.locator(f'tr[data-source="{source}"]')).to_be_visible(timeout=LIVE_MS)
+            await expect(shown_run.locator(f'[data-source-name="{source}"]')).to_be_visible(timeout=LIVE_MS)
 
         async def completed_run() -> dict | None:
             runs = (await api.get(f"/v1/incidents/{incident}/correlation")).json()
@@ -198,7 +198,7 @@ async def test_incidents_and_their_changes_appear_without_reload(stack: Stack, d
         final = await wait_for_async(completed_run, timeout=RESTART_S, message="the correlation run completes")
         await expect(shown_run).to_have_attribute("data-state", final["outcome"], timeout=LIVE_MS)
         for source in final["sources"]:
-            row = shown_run.locator(f'tr[data-source="{source["source"]}"]')
+            row = shown_run.locator(f'[data-source-name="{source["source"]}"]')
             await expect(row).to_have_attribute("data-state", source["state"], timeout=LIVE_MS)
             if source["error"]:
                 await expect(row).to_contain_text(source["error"])

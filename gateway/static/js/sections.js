@@ -74,11 +74,12 @@ function run(r) {
     h("table", { class: "sources" },
       h("caption", { class: "visually-hidden" }, `Sources of run ${shortId(r.run_id)}`),
       h("thead", null, h("tr", null,
-        ["Source", "State", "Attempts", "Duration", "Detail"].map((name) => h("th", { scope: "col" }, name)))),
-      h("tbody", null, r.sources.map((s) => source(s, r.run_id)))),
+        ["Source", "State", "Attempts", "Duration"].map((name) => h("th", { scope: "col" }, name)))),
+      r.sources.map((s) => source(s, r.run_id))),
     hypotheses(r.hypotheses));
 }
 
+/** One source: a row of facts, and under it, full width, its error or its queries. */
 function source(s, runId) {
   const queries = s.queries || [];
   const detail = [];
@@ -92,12 +93,13 @@ function source(s, runId) {
       h("summary", null, `${queries.length} quer${queries.length === 1 ? "y" : "ies"}`),
       queries.map(code)));
   }
-  return h("tr", { dataset: { source: s.source, state: s.state } },
-    h("th", { scope: "row" }, s.source),
-    h("td", null, badge("source", s.state)),
-    h("td", null, s.attempts ?? "—"),
-    h("td", null, millis(s.duration_ms)),
-    h("td", null, detail.length ? detail : h("span", { class: "muted" }, "—")));
+  return h("tbody", { class: "source", dataset: { sourceName: s.source, state: s.state } },
+    h("tr", null,
+      h("th", { scope: "row" }, s.source),
+      h("td", null, badge("source", s.state)),
+      h("td", null, s.attempts ?? "—"),
+      h("td", null, millis(s.duration_ms))),
+    detail.length ? h("tr", { class: "source-detail" }, h("td", { colspan: 4 }, detail)) : null);
 }
 
 function hypotheses(list) {
