@@ -177,6 +177,7 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
         _wait_ready(url, components, token, READY_TIMEOUT_S)
         print(f"warroom: ready in {time.monotonic() - started:.1f}s", flush=True)
         print(f"warroom: dashboard {url}/", flush=True)
+        print(f"warroom: signed-in link {url}/#token={token}", flush=True)
         print(f"warroom: token (admin, 12h) {token}", flush=True)
         print(f"warroom: logs in {logs}; Ctrl-C stops everything", flush=True)
         _supervise(components)
