@@ -18,9 +18,11 @@ EVIDENCE_SHOWN = ("query", "baseline_query", "window", "value", "threshold", "li
 
 
 def duration(seconds: float | None) -> str:
-    """`1h 02m 03s`, `4m 05s`, `12s`; an em dash when unknown."""
+    """`1h 02m 03s`, `4m 05s`, `12s`, `0.4s`; an em dash when unknown."""
     if seconds is None:
         return "—"
+    if seconds < 9.95 and round(seconds, 1) != round(seconds):
+        return f"{seconds:.1f}s"
     total = int(round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)

@@ -152,6 +152,7 @@ def test_an_unopened_or_empty_log_has_no_postmortem() -> None:
         build(script()[1:])
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(None, "—"), (0, "0s"), (59.6, "1m 00s"), (3725, "1h 02m 05s")])
+@pytest.mark.parametrize(("seconds", "text"), [(None, "—"), (0, "0s"), (0.42, "0.4s"), (3.0, "3s"), (9.97, "10s"),
+                                               (59.6, "1m 00s"), (3725, "1h 02m 05s")])
 def test_durations_read_as_people_say_them(seconds, text) -> None:
     assert duration(seconds) == text
