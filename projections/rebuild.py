@@ -134,9 +134,10 @@ class Rebuild:
         elif kind in correlation.CORRELATION_EVENTS:
             correlation.evolve(self.runs, self.sources, item)
             self._dirty["runs"].add(d.run_id)
-            names = (d.sources if kind == "CorrelationStarted" else () if kind == "CorrelationCompleted"
-                     else (d.source,))
-            self._dirty["sources"].update((d.run_id, name) for name in names)
+            if kind == "CorrelationStarted":
+                self._dirty["sources"].update([(d.run_id, name) for name in d.sources])
+            elif kind != "CorrelationCompleted":
+                self._dirty["sources"].add((d.run_id, d.source))
         elif kind == "NoteAdded":
             if d.note_id not in self._notes_seen:
                 self._notes_seen.add(d.note_id)
