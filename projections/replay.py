@@ -31,13 +31,13 @@ import asyncpg
 
 from projections.apply import PROJECTION
 from projections.expected import Digest, ServiceTally, offsets_digest, services_digest
-from projections.log_reader import events_consumer, log_end
+from projections.log_reader import end_offsets, events_consumer, log_end
 from projections.rebuild import write_services
 from projections.schema import migrate, quote_ident
 from projections.segment import Report, Segment, SegmentProcess
 from projections.switch import (
-    END_REPLAY, ONE_REPLAY, SCHEMA_EXISTS, TABLE_EXISTS, drop_schema, fresh_name, old_schemas, stop_writers,
-    swap,
+    END_REPLAY, ONE_REPLAY, SCHEMA_EXISTS, TABLE_EXISTS, abandoned_rebuilds, drop_schema, fresh_name, old_schemas,
+    stop_writers, swap,
 )
 from projections.verify import Mismatch, compare_schemas, mismatches, observed, whole_rows
 from warroom.settings import Settings
@@ -145,9 +145,13 @@ class _Replay:
 
     async def run(self, *, verify_only: bool, drop_old: bool, jobs: int | None, keep: bool) -> ReplayOutcome:
         started = time.perf_counter()
+        for name in await abandoned_rebuilds(self.conn, self.live):
+            log.warning("dropping %s, left behind by a replay that did not finish", name)
+            await drop_schema(self.conn, name)
         has_live = await self._has_live()
         async with events_consumer(self.settings) as consumer:
-            ends = await log_end(consumer, self.topic)
+            # With a live schema its offsets are the targets; without, the log's end.
+            ends = await (end_offsets if has_live else log_end)(consumer, self.topic)
         if not ends:
             raise ReplayError(f"topic {self.topic} does not exist")
         stood = await live_offsets(self.conn, self.live, self.topic) if has_live else ends

@@ -42,6 +42,7 @@ END_REPLAY = "SELECT pg_advisory_unlock(hashtextextended('warroom.replay:' || $1
 SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
 TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
 OLD_SCHEMAS = r"SELECT nspname FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_old\d{14}(_\d+)?$') ORDER BY 1"
+REBUILDS = r"SELECT nspname FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_r\d{14}(_\d+)?$') ORDER BY 1"
 MAX_IDENTIFIER = 63
 
 
@@ -87,6 +88,12 @@ async def swap(conn: asyncpg.Connection, live: str, rebuilt: str, old: str) -> N
 async def old_schemas(conn: asyncpg.Connection, live: str) -> list[str]:
     """Schemas earlier switches left behind for `live` (`<live>_old<timestamp>`)."""
     return [r["nspname"] for r in await conn.fetch(OLD_SCHEMAS, _regex_literal(live))]
+
+
+async def abandoned_rebuilds(conn: asyncpg.Connection, live: str) -> list[str]:
+    """Rebuilt schemas of `live` (`<live>_r<timestamp>`). Only meaningful while holding
+    `ONE_REPLAY`: then none belongs to a running replay, so these were left by one that died."""
+    return [r["nspname"] for r in await conn.fetch(REBUILDS, _regex_literal(live))]
 
 
 async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:

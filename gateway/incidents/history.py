@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from itertools import takewhile
 from typing import Annotated
 from uuid import UUID
 
@@ -117,8 +118,9 @@ async def state(_: Viewer, incident_id: KnownIncident, pool: PoolDep, event_log:
                 as_of: AsOf = None) -> IncidentAsOf:
     instant = as_of or datetime.now(UTC)
     events = _decoded(await log_events(pool, event_log, incident_id))
-    # Recorded, not occurred: the log's own order, so the state is always a prefix of it.
-    prefix = [e for e in events if e.recorded_at <= instant]
+    # Recorded, not occurred, and up to the first event recorded later: the state is
+    # always a prefix of the log, as `state_as_of` folds it.
+    prefix = list(takewhile(lambda e: e.recorded_at <= instant, events))
     folded = state_as_of(events, instant)
     if folded is None or not prefix:
         raise Problem.not_found(f"incident {incident_id} was not yet opened at {instant.isoformat()}")
