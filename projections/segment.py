@@ -37,6 +37,7 @@ log = logging.getLogger("warroom.replay")
 
 # Timeline rows handed to one COPY; the next ones are folded while PostgreSQL stores them.
 COPY_ROWS = 20_000
+FOLD_SLICE = 250
 Progress = Callable[[int], None]
 
 
@@ -99,14 +100,17 @@ class Segment:
         copying: asyncio.Task | None = None
         try:
             async for batch in read_ranges(self._consumer, self.topic, starts, ends):
-                self._fold(batch)
+                for start in range(0, len(batch), FOLD_SLICE):
+                    self._fold(batch[start:start + FOLD_SLICE])
+                    # The COPY in flight writes its rows between slices, so PostgreSQL
+                    # stores one chunk while the next is folded.
+                    await asyncio.sleep(0)
                 if progress is not None:
                     progress(len(batch))
                 if self.rebuild.staged >= COPY_ROWS:
                     if copying is not None:
                         await copying
                     copying = asyncio.create_task(self.rebuild.copy(self._conn, self.rebuild.take()))
-                await asyncio.sleep(0)  # let the COPY in flight send its rows
             if copying is not None:
                 await copying
                 copying = None
