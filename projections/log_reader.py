@@ -72,12 +72,13 @@ async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
-async def log_end(consumer: AIOKafkaConsumer, topic: str, settle_ms: int = 500) -> dict[int, int]:
+async def log_end(consumer: AIOKafkaConsumer, topic: str, settle_ms: int = 500,
+                  limit_s: float = 3.0) -> dict[int, int]:
     """partition → the offset after its last readable record, checked by reading.
 
     A broker's reported end offset is not always the end: Tansu reports the first
     offset of the last record batch. So reading goes on from the reported end until a
-    fetch comes back empty."""
+    fetch comes back empty (or `limit_s` passed: a log being written has no end)."""
     ends = await end_offsets(consumer, topic)
     if not ends:
         return ends
@@ -85,13 +86,15 @@ async def log_end(consumer: AIOKafkaConsumer, topic: str, settle_ms: int = 500) 
     consumer.assign(parts)
     for tp in parts:
         consumer.seek(tp, ends[tp.partition])
-    while True:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while asyncio.get_running_loop().time() < deadline:
         fetched = await consumer.getmany(*parts, timeout_ms=settle_ms, max_records=FETCH_RECORDS)
         if not any(fetched.values()):
-            return ends
+            break
         for tp, records in fetched.items():
             if records:
                 ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
+    return ends
 
 
 async def read_ranges(

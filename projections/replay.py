@@ -195,11 +195,13 @@ class _Replay:
     # --- segments -------------------------------------------------------------------
 
     async def _start_segments(self, rebuilt: str, targets: Mapping[int, int], jobs: int | None) -> int:
-        busy = sorted((p for p, end in targets.items() if end > 0), key=lambda p: -targets[p])
-        count = max(1, min(jobs or os.cpu_count() or 1, len(busy) or 1))
+        busy = sum(1 for end in targets.values() if end > 0)
+        count = max(1, min(jobs or os.cpu_count() or 1, busy or 1))
         shares: list[list[int]] = [[] for _ in range(count)]
         loads = [0] * count
-        for partition in busy or sorted(targets):  # biggest first, each to the least loaded
+        # Every partition has a segment, empty ones too: events may reach them while we
+        # catch up. Biggest first, each to the least loaded segment.
+        for partition in sorted(targets, key=lambda p: (-targets[p], p)):
             least = loads.index(min(loads))
             shares[least].append(partition)
             loads[least] += targets[partition]
@@ -292,7 +294,12 @@ class _Replay:
         async with self.conn.transaction():
             if has_live:
                 await stop_writers(self.conn, self.live)
-                await self._advance(await live_offsets(self.conn, self.live, self.topic))
+                stood = await live_offsets(self.conn, self.live, self.topic)
+                await self._advance(stood)
+                reached = self._positions()
+                behind = {p: (reached.get(p, 0), offset) for p, offset in stood.items() if reached.get(p, 0) != offset}
+                if behind:
+                    raise ReplayError(f"the rebuild did not reach the live offsets (partition: (rebuilt, live)) {behind}")
                 await write_services(self.conn, rebuilt, self._touched())
                 outcome.mismatches = await self._verify(rebuilt)
                 if outcome.mismatches:
