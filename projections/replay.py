@@ -225,6 +225,14 @@ class _Replay:
         self.total = max(self.total, self.done)
         self._tick(0)
 
+    async def _reach(self, stood: Mapping[int, int]) -> None:
+        """Advance to exactly the live schema's offsets `stood`, or raise ReplayError."""
+        await self._advance(stood)
+        reached = self._positions()
+        behind = {p: (reached.get(p, 0), offset) for p, offset in stood.items() if reached.get(p, 0) != offset}
+        if behind:
+            raise ReplayError(f"the rebuild did not reach the live offsets (partition: (rebuilt, live)): {behind}")
+
     def _tick(self, records: int) -> None:
         self.done += records
         if self.sink is not None:
@@ -279,8 +287,7 @@ class _Replay:
         snapshot = await asyncpg.connect(pg.dsn, timeout=pg.connect_timeout_s)
         try:
             async with snapshot.transaction(isolation="repeatable_read", readonly=True):
-                stood = await live_offsets(snapshot, self.live, self.topic)
-                await self._advance(stood)
+                await self._reach(await live_offsets(snapshot, self.live, self.topic))
                 await write_services(self.conn, rebuilt, self._touched())
                 found = await self._verify(rebuilt)
                 differences = mismatches(await whole_rows(snapshot, self.live), await whole_rows(self.conn, rebuilt))
@@ -294,12 +301,7 @@ class _Replay:
         async with self.conn.transaction():
             if has_live:
                 await stop_writers(self.conn, self.live)
-                stood = await live_offsets(self.conn, self.live, self.topic)
-                await self._advance(stood)
-                reached = self._positions()
-                behind = {p: (reached.get(p, 0), offset) for p, offset in stood.items() if reached.get(p, 0) != offset}
-                if behind:
-                    raise ReplayError(f"the rebuild did not reach the live offsets (partition: (rebuilt, live)) {behind}")
+                await self._reach(await live_offsets(self.conn, self.live, self.topic))
                 await write_services(self.conn, rebuilt, self._touched())
                 outcome.mismatches = await self._verify(rebuilt)
                 if outcome.mismatches:
