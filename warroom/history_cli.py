@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
-from warroom.settings import Settings, load_settings
+from warroom.settings import Settings, SettingsError, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the three subcommands to the `warroom` parser."""
+    up_data = {"type": Path, "default": None, "help": "use the broker and database of the `warroom up` running there"}
     replay = sub.add_parser("replay", help="rebuild every read model from the log, verify it and switch to it")
     replay.add_argument("--verify-only", action="store_true",
                         help="rebuild and compare with the live schema, but do not switch")
@@ -29,22 +30,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--keep", action="store_true", help="keep the rebuilt schema when it is not switched to")
     replay.add_argument("--json", action="store_true", help="print the outcome as JSON")
     replay.add_argument("--quiet", action="store_true", help="no progress line")
+    replay.add_argument("--data-dir", **up_data)
     replay.set_defaults(func=_cmd_replay)
 
     audit = sub.add_parser("audit", help="check an incident's hash chain, reading its events from Kafka")
     audit.add_argument("incident", type=UUID)
     audit.add_argument("--verify", action="store_true", help="print only the verdict (JSON)")
+    audit.add_argument("--data-dir", **up_data)
     audit.set_defaults(func=_cmd_audit)
 
     postmortem = sub.add_parser("postmortem", help="write an incident's postmortem from its events in Kafka")
     postmortem.add_argument("incident", type=UUID)
     postmortem.add_argument("--format", choices=("md", "json"), default="md")
     postmortem.add_argument("-o", "--output", type=Path, default=None, help="write to this file (default: stdout)")
+    postmortem.add_argument("--data-dir", **up_data)
     postmortem.set_defaults(func=_cmd_postmortem)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None))
+    """Settings from the config and environment; with --data-dir, the broker and the
+    database of the `warroom up` running there (its stack.json)."""
+    settings = load_settings(getattr(args, "config", None))
+    if getattr(args, "data_dir", None) is None:
+        return settings
+    stack = args.data_dir / "stack.json"
+    try:
+        running = json.loads(stack.read_text())
+        kafka, dsn = running["kafka"], running["postgres"]
+    except (OSError, ValueError, KeyError) as err:
+        raise SettingsError(f"cannot read {stack} (is `warroom up` running there?): {err}") from None
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap": kafka}),
+                                       "postgres": settings.postgres.model_copy(update={"dsn": dsn})})
 
 
 # --- replay -------------------------------------------------------------------------

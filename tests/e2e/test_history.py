@@ -245,6 +245,7 @@ def observed(kafka, postgres, prometheus, exporter, tmp_path_factory) -> Iterato
     """A stack whose correlation asks the suite's Prometheus, and one SLO for `service`."""
     service = f"checkout-{uuid.uuid4().hex[:6]}"
     env = {
+        "WARROOM_CORRELATION__ON_OPEN": "true",
         "WARROOM_CORRELATION__SOURCES": json.dumps(["prometheus"]),
         "WARROOM_CORRELATION__PROMETHEUS": json.dumps({
             "url": prometheus.url, "window": "1m", "lookback": "5m", "step": "5s",
@@ -290,14 +291,8 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
             incident = await wait_for_async(lambda: _incident_of(alice, service), timeout=60,
                                             message="the alert opened an incident")
             assert (await bob.post(f"/v1/incidents/{incident}/acknowledge")).status_code == 200
-            run = (await alice.post(f"/v1/incidents/{incident}/correlation")).json()["run_id"]
-            try:
-                await wait_for_async(lambda: _correlated(alice, incident, run), timeout=90,
-                                     message="the correlation run alice asked for completed with a finding")
-            except AssertionError:
-                print((await alice.get(f"/v1/incidents/{incident}/correlation")).text)
-                print((await alice.get(f"/v1/incidents/{incident}/timeline")).text)
-                raise
+            await wait_for_async(lambda: _correlated(alice, incident), timeout=90,
+                                 message="the run started on opening completed with a finding")
             assert (await bob.post(f"/v1/incidents/{incident}/severity", json={
                 "severity": "critical", "reason": "a third of checkouts fail"})).status_code == 200
             assert (await alice.post(f"/v1/incidents/{incident}/notes", json={
@@ -355,11 +350,11 @@ async def _incident_of(client: httpx.AsyncClient, service: str) -> str | None:
     return items[0]["id"] if items else None
 
 
-async def _correlated(client: httpx.AsyncClient, incident: str, run_id: str) -> bool:
+async def _correlated(client: httpx.AsyncClient, incident: str) -> bool:
     runs = (await client.get(f"/v1/incidents/{incident}/correlation")).json()
     findings = (await client.get(f"/v1/incidents/{incident}/findings")).json()
-    done = [r for r in runs if r["run_id"] == run_id and r["state"] == "completed"]
-    return bool(done) and any(f["run_id"] == run_id for f in findings)
+    done = {r["run_id"] for r in runs if r["state"] == "completed" and r["trigger"] == "opened"}
+    return any(f["run_id"] in done for f in findings)
 
 
 async def _status(client: httpx.AsyncClient, incident: str, status: str) -> bool:
