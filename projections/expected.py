@@ -112,7 +112,7 @@ class Expected:
     timeline: Digest = field(default_factory=Digest)
     notes: Digest = field(default_factory=Digest)
     findings: Digest = field(default_factory=Digest)
-    _versions: dict[UUID, set[int]] = field(default_factory=dict)
+    _versions: dict[UUID, tuple[str, set[int]]] = field(default_factory=dict)
     _note_ids: set[UUID] = field(default_factory=set)
     _finding_ids: set[UUID] = field(default_factory=set)
 
@@ -123,12 +123,16 @@ class Expected:
     def add(self, partition: int, offset: int, event: Any) -> None:
         """Fold one event (an `EventEnvelope` or anything with its attributes)."""
         self.offsets[partition] = offset + 1
-        versions = self._versions.setdefault(event.incident_id, set())
+        seen = self._versions.get(event.incident_id)
+        if seen is None:
+            # The incident's id as text rides along: every row of it starts with it.
+            seen = self._versions[event.incident_id] = (str(event.incident_id), set())
+        incident, versions = seen
         if event.version in versions:
             return  # the first record of a version is the one that counts
         versions.add(event.version)
         self.timeline.add((
-            str(event.incident_id), str(event.version), str(event.event_id), event.type,
+            incident, str(event.version), str(event.event_id), event.type,
             micros(event.occurred_at), micros(event.recorded_at), event.actor.kind.value, event.actor.id,
             str(partition), str(offset)))
         self._incident(event)
@@ -140,10 +144,10 @@ class Expected:
             self._correlation(event)
         elif kind == "NoteAdded" and d.note_id not in self._note_ids:
             self._note_ids.add(d.note_id)
-            self.notes.add((str(d.note_id), str(event.incident_id), d.text, d.author, micros(event.occurred_at)))
+            self.notes.add((str(d.note_id), incident, d.text, d.author, micros(event.occurred_at)))
         elif kind == "FindingRecorded" and d.finding_id not in self._finding_ids:
             self._finding_ids.add(d.finding_id)
-            self.findings.add((str(d.finding_id), str(event.incident_id), str(d.run_id), d.source, d.kind,
+            self.findings.add((str(d.finding_id), incident, str(d.run_id), d.source, d.kind,
                                d.summary, millionths(d.confidence), micros(d.changed_at),
                                boolean(d.after_resolution), micros(event.recorded_at)))
 
