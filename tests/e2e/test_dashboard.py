@@ -380,8 +380,13 @@ async def test_a_reset_refetches_and_follows_from_the_newest_position(stack: Sta
         await page.route("**/v1/stream*", from_a_forgotten_position, times=1)
         await dashboard.sign_in(stack.token("viewer", sub="rex"))
         await expect(dashboard.list_item(before)).to_be_visible(timeout=SETTLE_MS)
-        states = await page.evaluate("window.__connectionStates")
-        assert "resyncing" in states and states[-1] == "live", states
+        # The list can be refetched a moment before the stream reports live again.
+        async def resynced_then_live() -> list[str] | None:
+            states = await page.evaluate("window.__connectionStates")
+            return states if "resyncing" in states and states[-1] == "live" else None
+
+        await wait_for_async(resynced_then_live, timeout=SETTLE_MS / 1000,
+                             message="the page resyncing, then live")
         followed = re.search(r"[?&]last_event_id=(\d+)", streams[-1].url)
         assert followed and int(followed.group(1)) >= newest, streams[-1].url
 
