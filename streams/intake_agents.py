@@ -172,6 +172,7 @@ class Shell:
         self.notices_topic = topology.notices
         self.pending: dict[str, Any] = {}  # handled and sent, not yet in the table
         self._last: asyncio.Future | None = None
+        self._producer = None
 
     async def handle(self, batch: Sequence[EventT]) -> tuple[list[asyncio.Future], dict[str, tuple[int, Any]]]:
         """Send what `batch` causes; return the acks to await and the table entries to write."""
@@ -207,7 +208,11 @@ class Shell:
             raise
 
     async def producer(self):
-        return await self.streams.app.maybe_start_producer()
+        # Asked once: Faust's `maybe_start_producer` yields to the loop three times per call,
+        # and every yield lets the sender ship what is buffered so far, a record or two.
+        if self._producer is None:
+            self._producer = await self.streams.app.maybe_start_producer()
+        return self._producer
 
     async def send(self, topic: str, key: bytes, value: bytes,
                    partition: int | None = None, headers: list | None = None) -> asyncio.Future:
