@@ -16,8 +16,8 @@ each with 16 distinct firing alerts, 2 of them firing again (no-ops) and 2 resol
 interleaved as they would arrive. Records are keyed by service, as the README asks of
 producers (`--key fingerprint` keys them otherwise, so each takes one more hop).
 
-Throughput is N over the span from the first command the system produced (for the
-baseline, the first alert it read) to its last output (event, command; the last alert
+Throughput is N over the span from the first record the system produced (a command or a
+notice; for the baseline, the first alert it read) to its last output (event, command; the last alert
 read), so start-up and group joins are not counted; the CPU the process used over that
 span is reported too, per alert.
 
@@ -114,10 +114,12 @@ def cpu_seconds(pid: int) -> float:
 
 async def output_span(settings: Settings, target: str, expected: int, timeout: float, pid: int) -> dict:
     """Wait until `expected` records are on the `target` topic ("commands" or "events"):
-    the span from the first command to the last target record (Kafka timestamps), and the
-    CPU the worker used meanwhile."""
+    the span from the first record the worker produced (a command, or a notice for an alert
+    keyed otherwise) to the last target record (Kafka timestamps), and the CPU the worker
+    used meanwhile."""
     commands, sink = settings.topics.name("commands"), settings.topics.name(target)
-    consumer = AIOKafkaConsumer(*{commands, sink}, bootstrap_servers=settings.kafka.bootstrap,
+    notices = f"{settings.topics.prefix}-streams-intake-notices"
+    consumer = AIOKafkaConsumer(*{commands, notices, sink}, bootstrap_servers=settings.kafka.bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 metadata_max_age_ms=500)
     await consumer.start()
@@ -132,7 +134,7 @@ async def output_span(settings: Settings, target: str, expected: int, timeout: f
                 if cpu_at_first is None and records:
                     cpu_at_first = cpu_seconds(pid)
                 for record in records:
-                    if tp.topic == commands:
+                    if tp.topic in (commands, notices):
                         first = record.timestamp if first is None else min(first, record.timestamp)
                     if tp.topic == sink:
                         seen += 1
