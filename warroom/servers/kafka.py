@@ -208,7 +208,11 @@ def java_binary() -> str:
 
 
 def _kafka_uuid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # Kafka's own Uuid.randomUuid() avoids a leading '-': the storage tool would read it as a flag.
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not value.startswith("-"):
+            return value
 
 
 def _broker_properties(host: str, port: int, controller_port: int, log_dirs: Path,
