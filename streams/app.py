@@ -7,10 +7,11 @@ connects until a worker starts it. Agents are attached by their own modules
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import faust
-from faust.types import TableT, TopicT
+from faust.types import TP, TableT, TopicT
 
 from streams.codec import EVENT, INCIDENT_STATE, OUTCOME, register_codecs
 from warroom.settings import Settings
@@ -89,3 +90,19 @@ def create_app(settings: Settings) -> Streams:
                           changelog_topic=changelog)
     incidents.key_serializer, incidents.value_serializer = "raw", INCIDENT_STATE  # for writes
     return Streams(settings, app, commands, events, outcomes, dlq, incidents)
+
+
+def record_persisted(streams: Streams, table: TableT, stored: asyncio.Future) -> None:
+    """Done-callback of a changelog write sent through the producer directly.
+
+    Does what Faust's own changelog callback does: a store that persists remembers the
+    offset it holds, so recovery starts from there.
+    """
+    if stored.cancelled() or stored.exception() is not None:
+        return
+    written = stored.result()
+    tp = TP(written.topic, written.partition)
+    if streams.app.in_transaction:
+        streams.app.tables.persist_offset_on_commit(table.data, tp, written.offset)
+    else:
+        table.data.set_persisted_offset(tp, written.offset)

@@ -41,13 +41,13 @@ from typing import Any
 
 import mode
 from faust.serializers import codecs
-from faust.types import TP, EventT, StreamT, TableT, TopicT
+from faust.types import EventT, StreamT, TableT, TopicT
 from aiokafka.partitioner import murmur2
 from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from contracts.alerts import Alert
-from streams.app import Streams
+from streams.app import Streams, record_persisted
 from streams.codec import PydanticCodec
 from streams.dead_letters import dead_letter
 from streams.intake import (
@@ -249,15 +249,7 @@ class Shell:
         await asyncio.gather(*stored)
 
     def _persisted(self, stored: asyncio.Future) -> None:
-        # As Faust's own changelog callback: a store that persists remembers the offset.
-        if stored.cancelled() or stored.exception() is not None:
-            return
-        written = stored.result()
-        tp = TP(written.topic, written.partition)
-        if self.streams.app.in_transaction:
-            self.streams.app.tables.persist_offset_on_commit(self.table.data, tp, written.offset)
-        else:
-            self.table.data.set_persisted_offset(tp, written.offset)
+        record_persisted(self.streams, self.table, stored)
 
 
 class IncidentWatch(Shell):

@@ -37,14 +37,14 @@ from datetime import UTC, datetime
 import faust
 import mode
 from faust.serializers import codecs
-from faust.types import TP, EventT, StreamT
+from faust.types import EventT, StreamT
 from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from contracts.commands import COMMAND_ADAPTER, CommandBase
 from contracts.events import EventEnvelope
 from contracts.outcomes import CommandOutcome
-from streams.app import Streams, create_app
+from streams.app import Streams, create_app, record_persisted
 from streams.correlation_agents import install_correlation
 from streams.dead_letters import dead_letter
 from streams.decider import Rejected
@@ -228,15 +228,7 @@ class DeciderShell:
         return stored
 
     def _persisted(self, stored: asyncio.Future) -> None:
-        # As Faust's own changelog callback: a store that persists remembers the offset.
-        if stored.cancelled() or stored.exception() is not None:
-            return
-        written = stored.result()
-        tp = TP(written.topic, written.partition)
-        if self.streams.app.in_transaction:
-            self.streams.app.tables.persist_offset_on_commit(self.table.data, tp, written.offset)
-        else:
-            self.table.data.set_persisted_offset(tp, written.offset)
+        record_persisted(self.streams, self.table, stored)
 
     async def _dead_letter(self, message: Message, reason: str) -> asyncio.Future:
         """Send the record to the DLQ; the future resolves once the broker holds it."""
