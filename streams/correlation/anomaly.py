@@ -81,7 +81,7 @@ class Anomaly:
     window excess in units of the baseline's scale; `delta` is the worst window value
     minus the baseline's typical value, in the signal's unit, signed so that a positive
     delta is worse; `started_at` is the first window sample that was anomalous.
-    `volume` is the typical number of requests per step in the window and `impact` the
+    `peak_at` is when the worst window sample was taken. `volume` is the typical number of requests per step in the window and `impact` the
     largest excess × requests of one step (extra seconds waited, failed requests ×
     100 for a percentage), both None when the request count is unknown."""
 
@@ -94,6 +94,7 @@ class Anomaly:
     started_at: datetime | None
     volume: float | None = None
     impact: float | None = None
+    peak_at: datetime | None = None
 
     @property
     def anomalous(self) -> bool:
@@ -136,7 +137,8 @@ def assess(observation: Observation) -> Anomaly:
         impact = max(max(e, 0.0) * _requests_at(volume, t, typical_volume) for t, e in excess)
     return Anomaly(observation.service, observation.signal, round(max(worst / scale, 0.0), 6),
                    round(worst, 12), typical, typical + sign * worst, started,
-                   typical_volume, None if impact is None else round(impact, 9))
+                   typical_volume, None if impact is None else round(impact, 9),
+                   worst_t if worst > 0 else None)
 
 
 def _requests_at(volume: list[Sample], at: datetime, typical: float | None) -> float:

@@ -15,7 +15,8 @@ caller's requests add their own work and spread over other callees too. So:
    measured as impact (extra seconds waited or failed requests per step: what the
    requests suffered, so a quiet service's large relative jump cannot account for a
    busy caller's trouble) or, without request counts, in the signal's own unit; and
-   when it did not start after the caller (temporal precedence). A finding without a
+   when its change was under way by the caller's worst moment (temporal precedence:
+   the moment whose excess it must account for). A finding without a
    series (a deploy, a restart, log errors) explains any anomalous caller that did not
    start before it.
 2. **Reach.** A suspect accounts for the anomalous services it reaches upward through
@@ -93,6 +94,7 @@ class _Node:
     mass: float | None          # impact, else delta; None for a finding without series
     unit_is_impact: bool
     started_at: datetime | None
+    peak_at: datetime | None
     evidence: tuple[Evidence, ...]
 
     def share_of(self, other: _Node) -> float:
@@ -124,23 +126,27 @@ def _nodes(evidence: Sequence[Evidence], symptom: str, symptom_signal: str | Non
         if best.anomaly is None:
             if _strength(best) < ANOMALOUS and not alerted:
                 continue
-            nodes[key] = _Node(*key, _strength(best), None, False, best.changed_at, tuple(items))
+            nodes[key] = _Node(*key, _strength(best), None, False, best.changed_at, best.changed_at,
+                               tuple(items))
             continue
         a = best.anomaly
         if not (a.anomalous or alerted):
             continue
         impact = a.impact is not None
         mass = max(a.impact if impact else a.delta, 0.0)
-        nodes[key] = _Node(*key, a.score, mass, impact, a.started_at or best.changed_at, tuple(items))
+        started = a.started_at or best.changed_at
+        nodes[key] = _Node(*key, a.score, mass, impact, started, a.peak_at or started, tuple(items))
     if symptom_signal is not None and (symptom, symptom_signal) not in nodes:
-        nodes[(symptom, symptom_signal)] = _Node(symptom, symptom_signal, 0.0, 0.0, False, None, ())
+        nodes[(symptom, symptom_signal)] = _Node(symptom, symptom_signal, 0.0, 0.0, False, None, None, ())
     if not any(service == symptom for service, _ in nodes):
-        nodes[(symptom, ALERT)] = _Node(symptom, ALERT, 0.0, 0.0, False, None, ())
+        nodes[(symptom, ALERT)] = _Node(symptom, ALERT, 0.0, 0.0, False, None, None, ())
     return nodes
 
 
 def _not_after(cause: _Node, effect: _Node) -> bool:
-    return cause.started_at is None or effect.started_at is None or cause.started_at <= effect.started_at
+    """The cause's change was under way by the effect's worst moment (the moment whose
+    excess the cause must account for)."""
+    return cause.started_at is None or effect.peak_at is None or cause.started_at <= effect.peak_at
 
 
 def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
