@@ -143,6 +143,14 @@ def _nodes(evidence: Sequence[Evidence], symptom: str, symptom_signal: str | Non
     return nodes
 
 
+def _likeliest_signal(evidence: Sequence[Evidence], symptom: str) -> str | None:
+    """The symptom's signal that departs most from its baseline: what the alert most
+    likely fired on when it does not say."""
+    scored = [(i.anomaly.score, i.signal) for i in evidence
+              if i.service == symptom and i.anomaly is not None and i.anomaly.delta > 0]
+    return max(scored, key=lambda item: (item[0], item[1]))[1] if scored else None
+
+
 def _not_after(cause: _Node, effect: _Node) -> bool:
     """The cause's change was under way by the effect's worst moment (the moment whose
     excess the cause must account for)."""
@@ -153,9 +161,12 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
                 max_depth: int = 3, symptom_signal: str | None = None,
                 explains: float = EXPLAINS) -> list[Hypothesis]:
     """Hypotheses, best first: one per service with an anomalous finding (its best
-    signal), plus the symptom. `symptom_signal` names the alert's signal when known
-    (the symptom then counts as anomalous in it whatever the window shows)."""
+    signal), plus the symptom. `symptom_signal` names the alert's signal (the symptom
+    then counts as anomalous in it whatever the window shows); when the alert does not
+    say, it is the symptom's signal that departs most from its baseline."""
     paths = paths_to(graph, symptom, max_depth)
+    if symptom_signal is None:
+        symptom_signal = _likeliest_signal(evidence, symptom)
     nodes = _nodes(evidence, symptom, symptom_signal)
     callers: dict[str, list[str]] = {}
     for caller, callees in graph.items():
