@@ -46,6 +46,9 @@ from streams.correlation.anomaly import ANOMALOUS, Anomaly
 Graph = Mapping[str, Sequence[str]]
 """caller → the services it calls."""
 
+Key = tuple[str, str]
+"""(service, signal)."""
+
 ALERT = "alert"
 """The signal named for the symptom when neither the alert nor a finding names one."""
 
@@ -86,60 +89,66 @@ def paths_to(graph: Graph, symptom: str, max_depth: int) -> dict[str, list[str]]
 
 @dataclass(frozen=True)
 class _Node:
-    """One anomalous signal of one service (or a finding without a series)."""
+    """One anomalous signal of one service, a finding without a series, or the
+    symptom's alerted signal."""
 
     service: str
     signal: str
     score: float
-    mass: float | None          # impact, else delta; None for a finding without series
-    unit_is_impact: bool
+    mass: float | None          # impact, else delta; None for a finding without a series
+    in_impact: bool             # mass is an impact (needs request counts on both ends)
     started_at: datetime | None
     peak_at: datetime | None
-    evidence: tuple[Evidence, ...]
+    alerted: bool = False
 
     def share_of(self, other: _Node) -> float:
-        """How much of `other`'s excess this node's excess matches (0..1)."""
-        if self.mass is None:
+        """How much of `other`'s excess this node's excess matches (0..1); a finding
+        without a series matches anything, and an excess cannot be compared across
+        units (impact against a bare delta)."""
+        if self.mass is None or other.mass is None or other.mass <= 0:
             return 1.0
-        if other.mass is None or other.mass <= 0:
-            return 1.0
-        if self.unit_is_impact != other.unit_is_impact:
+        if self.in_impact != other.in_impact:
             return 0.0
         return min(1.0, self.mass / other.mass)
 
 
 def _strength(item: Evidence) -> float:
+    """A series finding's score; for a finding without a series, its confidence on the
+    same scale (a confidence of ½ is just anomalous)."""
     if item.anomaly is not None:
         return item.anomaly.score
     return ANOMALOUS * 2 * min(max(item.confidence, 0.0), 1.0)
 
 
-def _nodes(evidence: Sequence[Evidence], symptom: str, symptom_signal: str | None) -> dict[tuple[str, str], _Node]:
-    grouped: dict[tuple[str, str], list[Evidence]] = {}
+def _node(key: Key, best: Evidence, alerted: bool) -> _Node | None:
+    a = best.anomaly
+    if a is None:
+        if _strength(best) < ANOMALOUS and not alerted:
+            return None
+        return _Node(*key, _strength(best), None, False, best.changed_at, best.changed_at, alerted)
+    if not (a.anomalous or alerted):
+        return None
+    in_impact = a.impact is not None
+    mass = max(a.impact if a.impact is not None else a.delta, 0.0)
+    started = a.started_at or best.changed_at
+    return _Node(*key, a.score, mass, in_impact, started, a.peak_at or started, alerted)
+
+
+def _nodes(evidence: Sequence[Evidence], symptom: str, symptom_signal: str | None) -> dict[Key, _Node]:
+    """The anomalous (service, signal) pairs, each from its strongest finding, and the
+    symptom: in its alerted signal whatever the window shows, or as `ALERT`."""
+    grouped: dict[Key, list[Evidence]] = {}
     for item in evidence:
         grouped.setdefault((item.service, item.signal), []).append(item)
     nodes = {}
     for key, items in grouped.items():
-        items.sort(key=lambda i: (-_strength(i), str(i.finding_id)))
-        best = items[0]
-        alerted = key == (symptom, symptom_signal)
-        if best.anomaly is None:
-            if _strength(best) < ANOMALOUS and not alerted:
-                continue
-            nodes[key] = _Node(*key, _strength(best), None, False, best.changed_at, best.changed_at,
-                               tuple(items))
-            continue
-        a = best.anomaly
-        if not (a.anomalous or alerted):
-            continue
-        impact = a.impact is not None
-        mass = max(a.impact if impact else a.delta, 0.0)
-        started = a.started_at or best.changed_at
-        nodes[key] = _Node(*key, a.score, mass, impact, started, a.peak_at or started, tuple(items))
-    if symptom_signal is not None and (symptom, symptom_signal) not in nodes:
-        nodes[(symptom, symptom_signal)] = _Node(symptom, symptom_signal, 0.0, 0.0, False, None, None, ())
-    if not any(service == symptom for service, _ in nodes):
-        nodes[(symptom, ALERT)] = _Node(symptom, ALERT, 0.0, 0.0, False, None, None, ())
+        best = min(items, key=lambda i: (-_strength(i), str(i.finding_id)))
+        node = _node(key, best, alerted=key == (symptom, symptom_signal))
+        if node is not None:
+            nodes[key] = node
+    alerted = (symptom, symptom_signal or ALERT)
+    if alerted not in nodes and (symptom_signal is not None or not any(k[0] == symptom for k in nodes)):
+        nodes[alerted] = _Node(*alerted, 0.0, 0.0, False, None, None, alerted=True)
     return nodes
 
 
@@ -163,86 +172,61 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     """Hypotheses, best first: one per service with an anomalous finding (its best
     signal), plus the symptom. `symptom_signal` names the alert's signal (the symptom
     then counts as anomalous in it whatever the window shows); when the alert does not
-    say, it is the symptom's signal that departs most from its baseline."""
+    say, it is the symptom's signal that departs most from its baseline. `explains` is
+    the share of a caller's excess a callee must match to explain it."""
     paths = paths_to(graph, symptom, max_depth)
     if symptom_signal is None:
         symptom_signal = _likeliest_signal(evidence, symptom)
     nodes = _nodes(evidence, symptom, symptom_signal)
-    callers: dict[str, list[str]] = {}
-    for caller, callees in graph.items():
-        for callee in callees:
-            callers.setdefault(callee, []).append(caller)
+    by_service: dict[str, list[Key]] = {}
+    for key in sorted(nodes):
+        by_service.setdefault(key[0], []).append(key)
 
     def explains_edge(cause: _Node, effect: _Node) -> bool:
         same = cause.mass is None or cause.signal == effect.signal
         return same and _not_after(cause, effect) and cause.share_of(effect) >= explains
 
-    def upward(node: _Node) -> list[_Node]:
-        found = []
-        for caller in sorted(callers.get(node.service, ())):
-            for key in sorted(k for k in nodes if k[0] == caller):
-                if explains_edge(node, nodes[key]):
-                    found.append(nodes[key])
-        return found
+    # Explaining edges callee → caller, between the nodes of services the graph links.
+    upward: dict[Key, list[Key]] = {key: [] for key in nodes}
+    explained: set[Key] = set()
+    for caller in sorted(graph):
+        for callee in sorted(set(graph[caller])):
+            for effect in by_service.get(caller, ()):
+                for cause in by_service.get(callee, ()):
+                    if caller != callee and explains_edge(nodes[cause], nodes[effect]):
+                        upward[cause].append(effect)
+                        explained.add(effect)
 
-    reach: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
-    via: dict[tuple[str, str], dict[tuple[str, str], tuple[str, str]]] = {}
-    for key, node in nodes.items():
-        # Bottleneck share along the best explaining path to every service reached.
-        shares = {key: 1.0}
-        parent: dict[tuple[str, str], tuple[str, str]] = {}
-        frontier = [key]
-        while frontier:
-            current = frontier.pop(0)
-            for up in upward(nodes[current]):
-                upkey = (up.service, up.signal)
-                share = min(shares[current], node.share_of(up))
-                if share > shares.get(upkey, -1.0):
-                    shares[upkey] = share
-                    parent[upkey] = current
-                    frontier.append(upkey)
-        reach[key], via[key] = shares, parent
+    reach = {key: _reach(key, nodes, upward) for key in nodes}
+    symptom_keys = by_service[symptom]
+    symptom_explained = any(key in explained for key in symptom_keys)
 
-    symptom_keys = [k for k in nodes if k[0] == symptom]
-
-    def reaches_symptom(key: tuple[str, str]) -> bool:
-        return any(s in reach[key] for s in symptom_keys)
-
-    def explained(key: tuple[str, str]) -> bool:
-        node = nodes[key]
-        return any(explains_edge(nodes[k], node) for k in nodes
-                   if k[0] in graph.get(node.service, ()))
-
-    def accounted(key: tuple[str, str]) -> float:
-        return sum(share for k, share in reach[key].items() if k != key)
-
-    def order(key: tuple[str, str]) -> tuple:
-        node = nodes[key]
+    def order(key: Key) -> tuple:
+        node, (shares, _) = nodes[key], reach[key]
         if key[0] == symptom:
-            group = 1 if not any(explained(k) for k in symptom_keys) else 3
-        elif reaches_symptom(key) and not explained(key):
+            group = 3 if symptom_explained else 1
+        elif key not in explained and any(s in shares for s in symptom_keys):
             group = 0
-        elif key[0] in paths:
-            group = 2
         else:
-            group = 4
+            group = 2 if key[0] in paths else 4
+        accounted = sum(share for k, share in shares.items() if k != key)
         started = node.started_at.timestamp() if node.started_at else math.inf
-        return (group, -round(accounted(key), 9), started, -node.score, key[0], key[1])
+        return (group, -round(accounted, 9), started, -node.score, key)
 
-    best_per_service: dict[str, tuple[str, str]] = {}
+    best_of_service: dict[str, Key] = {}
     for key in sorted(nodes, key=order):
-        best_per_service.setdefault(key[0], key)
-    ranked = sorted(best_per_service.values(), key=order)
+        best_of_service.setdefault(key[0], key)
 
     hypotheses = []
-    for position, key in enumerate(ranked, start=1):
-        node = nodes[key]
+    for position, key in enumerate(sorted(best_of_service.values(), key=order), start=1):
+        node, (shares, parent) = nodes[key], reach[key]
         items = sorted((i for i in evidence if i.service == key[0]),
                        key=lambda i: (-_strength(i), i.signal, str(i.finding_id)))
+        share = max((shares.get(s, 0.0) for s in symptom_keys), default=0.0)
         hypotheses.append(Hypothesis(
             rank=position, service=key[0], signal=key[1],
-            confidence=_confidence(node, reach[key], symptom_keys, explained(key)),
-            path=_path(key, via[key], symptom_keys, paths, symptom),
+            confidence=_confidence(node, share, key in explained),
+            path=_path(key, parent, symptom_keys, paths, symptom),
             started_at=node.started_at,
             evidence=[i.finding_id for i in items],
             summary=_summary(node, items),
@@ -250,7 +234,25 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     return hypotheses
 
 
-def _path(key, parent, symptom_keys, paths, symptom) -> list[str]:
+def _reach(start: Key, nodes: dict[Key, _Node], upward: dict[Key, list[Key]]) -> tuple[dict[Key, float], dict[Key, Key]]:
+    """Every node `start` reaches through explaining edges, with the share of its excess
+    that `start` accounts for (the smallest along the best path) and the step back
+    along that path."""
+    suspect = nodes[start]
+    shares, parent = {start: 1.0}, {}
+    frontier = deque([start])
+    while frontier:
+        current = frontier.popleft()
+        for up in upward[current]:
+            share = min(shares[current], suspect.share_of(nodes[up]))
+            if share > shares.get(up, -1.0):
+                shares[up], parent[up] = share, current
+                frontier.append(up)
+    return shares, parent
+
+
+def _path(key: Key, parent: dict[Key, Key], symptom_keys: list[Key],
+          paths: dict[str, list[str]], symptom: str) -> list[str]:
     """The explaining chain suspect → … → symptom when there is one, else the shortest
     path through the graph."""
     target = next((s for s in symptom_keys if s in parent or s == key), None)
@@ -264,11 +266,11 @@ def _path(key, parent, symptom_keys, paths, symptom) -> list[str]:
     return [key[0], symptom] if key[0] != symptom else [key[0]]
 
 
-def _confidence(node: _Node, reached, symptom_keys, is_explained: bool) -> float:
-    """How sure: significance (score / (score + ANOMALOUS)), times the share of the
-    symptom's excess accounted for, halved when a callee explains the suspect."""
-    significance = node.score / (node.score + ANOMALOUS) if node.score > 0 else 0.0
-    share = max((reached.get(s, 0.0) for s in symptom_keys), default=0.0)
+def _confidence(node: _Node, share: float, is_explained: bool) -> float:
+    """How sure: significance (score / (score + ANOMALOUS), at least ½ for the alerted
+    symptom), times ½ + ½ × the share of the symptom's excess accounted for, halved when
+    a callee explains the suspect."""
+    significance = max(node.score / (node.score + ANOMALOUS), 0.5 if node.alerted else 0.0)
     value = significance * (0.5 + 0.5 * share) * (0.5 if is_explained else 1.0)
     return round(min(max(value, 0.0), 1.0), 3)
 
