@@ -16,19 +16,23 @@ caller's requests add their own work and spread over other callees too. So:
    requests suffered, so a quiet service's large relative jump cannot account for a
    busy caller's trouble) or, without request counts, in the signal's own unit; and
    when its change was under way by the caller's worst moment (temporal precedence:
-   the moment whose excess it must account for). A finding without a
-   series (a deploy, a restart, log errors) explains any anomalous caller that did not
-   start before it.
+   that is the moment whose excess it must account for; 5-minute steps are too coarse
+   to demand that it start strictly first). A finding without a series (a deploy, a
+   restart, log errors) at confidence ½ or more explains any anomalous caller whose
+   worst moment it did not follow.
 2. **Reach.** A suspect accounts for the anomalous services it reaches upward through
-   explaining edges. The symptom's alert says the symptom is anomalous even when the
-   window shows little; a suspect that reaches the symptom explains the incident.
+   explaining edges, within `max_depth` hops of the symptom. The alert says the symptom
+   is anomalous even when the window shows little; a suspect that reaches the symptom
+   explains the incident.
 3. **Root.** A suspect that an anomalous callee explains is an effect, not a cause.
 
-Order: suspects that reach the symptom and that nothing explains; then the symptom
-itself when nothing explains it; then the rest. Within each group, the share of the
-upstream anomaly accounted for (Σ over reached services of the fraction of each one's
-excess the suspect matches) ranks first, then the earlier change, then the stronger
-score, then the name.
+Order, in groups: (0) suspects that reach the symptom and that nothing explains;
+(1) the symptom itself when nothing explains it; (2) the other anomalous services
+within reach (independent trouble, or effects); (3) the symptom when a callee explains
+it (it is known to be affected, so it says least about the cause); (4) services beyond
+`max_depth`. Within a group: the upstream anomaly accounted for (Σ over the services
+reached of the share of each one's excess the suspect matches) first, then the earlier
+change, then the stronger score, then the name.
 """
 
 from __future__ import annotations
@@ -180,7 +184,8 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     nodes = _nodes(evidence, symptom, symptom_signal)
     by_service: dict[str, list[Key]] = {}
     for key in sorted(nodes):
-        by_service.setdefault(key[0], []).append(key)
+        if key[0] in paths:  # beyond `max_depth`, a service explains nothing
+            by_service.setdefault(key[0], []).append(key)
 
     def explains_edge(cause: _Node, effect: _Node) -> bool:
         same = cause.mass is None or cause.signal == effect.signal
