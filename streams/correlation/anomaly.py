@@ -80,10 +80,11 @@ class Anomaly:
     `score` ≥ 0 (0: nothing unusual; `ANOMALOUS` and above: anomalous) is the worst
     window excess in units of the baseline's scale; `delta` is the worst window value
     minus the baseline's typical value, in the signal's unit, signed so that a positive
-    delta is worse; `started_at` is the first window sample that was anomalous.
-    `peak_at` is when the worst window sample was taken. `volume` is the typical number of requests per step in the window and `impact` the
-    largest excess × requests of one step (extra seconds waited, failed requests ×
-    100 for a percentage), both None when the request count is unknown."""
+    delta is worse; `started_at` is the first window sample that was anomalous and
+    `peak_at` the worst one. `volume` is the typical number of requests per step in
+    the window and `impact` the largest excess × requests of one step (extra seconds
+    waited; failed requests × 100 for a percentage), both None when the request count
+    is unknown."""
 
     service: str
     signal: str
@@ -102,7 +103,8 @@ class Anomaly:
 
 
 def _finite(samples: Sequence[Sample]) -> list[Sample]:
-    return [(t, float(v)) for t, v in samples if v is not None and math.isfinite(v)]
+    return [(t, float(v)) for t, v in samples
+            if v is not None and math.isfinite(v)]
 
 
 def scale_of(values: Sequence[float], typical: float, best: float) -> float:

@@ -99,21 +99,23 @@ class _Node:
     service: str
     signal: str
     score: float
-    mass: float | None          # impact, else delta; None for a finding without a series
-    in_impact: bool             # mass is an impact (needs request counts on both ends)
+    delta: float | None         # excess in the signal's unit; None: a finding without a series
+    impact: float | None        # excess × requests, when the request count is known
     started_at: datetime | None
     peak_at: datetime | None
     alerted: bool = False
 
     def share_of(self, other: _Node) -> float:
-        """How much of `other`'s excess this node's excess matches (0..1); a finding
-        without a series matches anything, and an excess cannot be compared across
-        units (impact against a bare delta)."""
-        if self.mass is None or other.mass is None or other.mass <= 0:
+        """How much of `other`'s excess this node's excess matches (0..1): in impact
+        when both have one, else in the signal's unit. A finding without a series
+        matches anything."""
+        if self.delta is None or other.delta is None:
             return 1.0
-        if self.in_impact != other.in_impact:
-            return 0.0
-        return min(1.0, self.mass / other.mass)
+        if self.impact is not None and other.impact is not None:
+            mine, theirs = self.impact, other.impact
+        else:
+            mine, theirs = self.delta, other.delta
+        return 1.0 if theirs <= 0 else min(1.0, max(mine, 0.0) / theirs)
 
 
 def _strength(item: Evidence) -> float:
@@ -129,13 +131,11 @@ def _node(key: Key, best: Evidence, alerted: bool) -> _Node | None:
     if a is None:
         if _strength(best) < ANOMALOUS and not alerted:
             return None
-        return _Node(*key, _strength(best), None, False, best.changed_at, best.changed_at, alerted)
+        return _Node(*key, _strength(best), None, None, best.changed_at, best.changed_at, alerted)
     if not (a.anomalous or alerted):
         return None
-    in_impact = a.impact is not None
-    mass = max(a.impact if a.impact is not None else a.delta, 0.0)
     started = a.started_at or best.changed_at
-    return _Node(*key, a.score, mass, in_impact, started, a.peak_at or started, alerted)
+    return _Node(*key, a.score, max(a.delta, 0.0), a.impact, started, a.peak_at or started, alerted)
 
 
 def _nodes(evidence: Sequence[Evidence], symptom: str, symptom_signal: str | None) -> dict[Key, _Node]:
@@ -152,7 +152,7 @@ def _nodes(evidence: Sequence[Evidence], symptom: str, symptom_signal: str | Non
             nodes[key] = node
     alerted = (symptom, symptom_signal or ALERT)
     if alerted not in nodes and (symptom_signal is not None or not any(k[0] == symptom for k in nodes)):
-        nodes[alerted] = _Node(*alerted, 0.0, 0.0, False, None, None, alerted=True)
+        nodes[alerted] = _Node(*alerted, 0.0, 0.0, None, None, None, alerted=True)
     return nodes
 
 
@@ -188,7 +188,7 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
             by_service.setdefault(key[0], []).append(key)
 
     def explains_edge(cause: _Node, effect: _Node) -> bool:
-        same = cause.mass is None or cause.signal == effect.signal
+        same = cause.delta is None or cause.signal == effect.signal
         return same and _not_after(cause, effect) and cause.share_of(effect) >= explains
 
     # Explaining edges callee → caller, between the nodes of services the graph links.
@@ -222,15 +222,17 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     for key in sorted(nodes, key=order):
         best_of_service.setdefault(key[0], key)
 
-    hypotheses = []
+    hypotheses: list[Hypothesis] = []
     for position, key in enumerate(sorted(best_of_service.values(), key=order), start=1):
         node, (shares, parent) = nodes[key], reach[key]
         items = sorted((i for i in evidence if i.service == key[0]),
                        key=lambda i: (-_strength(i), i.signal, str(i.finding_id)))
         share = max((shares.get(s, 0.0) for s in symptom_keys), default=0.0)
+        confidence = _confidence(node, share, key in explained)
+        if hypotheses:  # never more credible than a hypothesis ranked above it
+            confidence = min(confidence, hypotheses[-1].confidence)
         hypotheses.append(Hypothesis(
-            rank=position, service=key[0], signal=key[1],
-            confidence=_confidence(node, share, key in explained),
+            rank=position, service=key[0], signal=key[1], confidence=confidence,
             path=_path(key, parent, symptom_keys, paths, symptom),
             started_at=node.started_at,
             evidence=[i.finding_id for i in items],
@@ -239,7 +241,8 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     return hypotheses
 
 
-def _reach(start: Key, nodes: dict[Key, _Node], upward: dict[Key, list[Key]]) -> tuple[dict[Key, float], dict[Key, Key]]:
+def _reach(start: Key, nodes: dict[Key, _Node],
+           upward: dict[Key, list[Key]]) -> tuple[dict[Key, float], dict[Key, Key]]:
     """Every node `start` reaches through explaining edges, with the share of its excess
     that `start` accounts for (the smallest along the best path) and the step back
     along that path."""

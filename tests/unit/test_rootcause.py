@@ -210,3 +210,18 @@ def test_hypotheses_carry_rank_confidence_evidence_and_start() -> None:
     assert 0.5 < first.confidence <= 1
     assert second.confidence < first.confidence  # explained by its callee
     assert "latency" in second.summary
+
+
+def test_without_the_symptoms_request_count_the_excess_is_compared_in_its_unit() -> None:
+    evidence = [finding("checkout", 0.20, 0.70, requests=None), finding("payments", 0.05, 0.55),
+                finding("inventory", 0.05, 0.10)]
+    assert ranked(evidence) == ["payments", "inventory", "checkout"]
+
+
+def test_confidence_never_rises_down_the_ranking() -> None:
+    evidence = [finding("frontend", 0.30, 0.80), finding("checkout", 0.20, 0.70),
+                finding("payments", 0.05, 0.55), finding("search", 0.05, 9.0, requests=1),
+                finding("inventory", 0.05, 0.09)]
+    confidences = [h.confidence for h in rank_causes(evidence, SHOP, "frontend", 4)]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(0 <= c <= 1 for c in confidences)
