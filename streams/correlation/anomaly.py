@@ -16,7 +16,7 @@ The method, and why:
 - **A level shift is not a fault.** A baseline recorded at another time can sit at a
   slightly different level; with a tight baseline even a few percent then reads as a
   huge z-score. The scale is therefore never below `RELATIVE` of the signal's level,
-  measured from its ideal value (`Observation.best`: 0 for latency or error rate, 100
+  measured from its ideal value when known (`Observation.best`: 0 for latency, 100
   for availability in percent, where a level of 99.9 is 0.1 from ideal). A 5 % slower
   service is not anomalous however quiet its baseline was.
 - **Impact.** With the request count per step (`Observation.volume`), the excess is
@@ -61,15 +61,17 @@ class Observation:
     `worse` says which way is bad: latency and errors get worse going `up`,
     availability going `down`. `best` is the signal's ideal value (0 for latency and
     error rates, 100 for availability in percent): the level a relative change is
-    measured against is the distance from it. `volume`, when known, is the number of
-    requests per step over the window (the same step as `window`)."""
+    measured against is the distance from it. Unset, it is 0 for a signal worse going
+    up; for one worse going down the ideal is unknown and no level floor applies.
+    `volume`, when known, is the number of requests per step over the window (the same
+    step as `window`)."""
 
     service: str
     signal: str
     worse: Literal["up", "down"]
     baseline: Sequence[Sample]
     window: Sequence[Sample]
-    best: float = 0.0
+    best: float | None = None
     volume: Sequence[Sample] = ()
 
 
@@ -107,14 +109,15 @@ def _finite(samples: Sequence[Sample]) -> list[Sample]:
             if v is not None and math.isfinite(v)]
 
 
-def scale_of(values: Sequence[float], typical: float, best: float) -> float:
+def scale_of(values: Sequence[float], typical: float, best: float | None) -> float:
     """The baseline's fluctuation: MAD, else mean absolute deviation, never below
-    `RELATIVE` of the distance from the ideal value (and never 0)."""
+    `RELATIVE` of the distance from the ideal value when it is known (and never 0)."""
     deviations = [abs(v - typical) for v in values]
     spread = statistics.median(deviations) * _MAD_TO_SD
     if spread <= _TINY:
         spread = statistics.fmean(deviations) * _MEAN_AD_TO_SD
-    return max(spread, RELATIVE * abs(typical - best), _TINY)
+    level = 0.0 if best is None else RELATIVE * abs(typical - best)
+    return max(spread, level, _TINY)
 
 
 def assess(observation: Observation) -> Anomaly:
@@ -130,7 +133,10 @@ def assess(observation: Observation) -> Anomaly:
         peak = max((v for _, v in window), key=lambda v: sign * v, default=None)
         return Anomaly(observation.service, observation.signal, 0.0, 0.0, typical, peak,
                        None, typical_volume, None)
-    scale = scale_of(base, typical, observation.best)
+    best = observation.best
+    if best is None and observation.worse == "up":
+        best = 0.0
+    scale = scale_of(base, typical, best)
     excess = [(t, sign * (v - typical)) for t, v in window]
     worst_t, worst = max(excess, key=lambda item: (item[1], -item[0].timestamp()))
     started = next((t for t, e in excess if e / scale >= ANOMALOUS), None)

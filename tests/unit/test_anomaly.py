@@ -17,7 +17,7 @@ def series(values, start):
     return [(start + i * STEP, v) for i, v in enumerate(values)]
 
 
-def observe(baseline, window, worse="up", best=0.0, volume=()):
+def observe(baseline, window, worse="up", best=None, volume=()):
     base = series(baseline, WINDOW_START - len(baseline) * STEP)
     return Observation("svc", "latency", worse, base, series(window, WINDOW_START), best,
                        series(volume, WINDOW_START))
@@ -103,6 +103,13 @@ def test_availability_level_is_measured_from_its_ideal_value() -> None:
     # of the value; measured from 0 instead of 100 it would be a level shift.
     assert assess(observe(near_perfect, [99.9, 99.0], worse="down", best=100.0)).anomalous
     assert not assess(observe(near_perfect, [99.9, 99.0], worse="down", best=0.0)).anomalous
+    # Unknown ideal for a signal worse going down: no level floor, the baseline decides.
+    assert assess(observe(near_perfect, [99.9, 99.0], worse="down")).anomalous
+
+
+def test_latency_gets_its_level_floor_without_being_told_its_ideal() -> None:
+    tight = [2.000 + 0.001 * math.sin(i) for i in range(48)]
+    assert assess(observe(tight, [2.10])) == assess(observe(tight, [2.10], best=0.0))
 
 
 def test_impact_weights_the_excess_by_the_requests_of_its_step() -> None:
