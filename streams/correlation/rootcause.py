@@ -225,7 +225,8 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     hypotheses: list[Hypothesis] = []
     for position, key in enumerate(sorted(best_of_service.values(), key=order), start=1):
         node, (shares, parent) = nodes[key], reach[key]
-        items = sorted((i for i in evidence if i.service == key[0]),
+        # The findings behind the service's anomalous signals (not its quiet ones).
+        items = sorted((i for i in evidence if i.service == key[0] and (i.service, i.signal) in nodes),
                        key=lambda i: (-_strength(i), i.signal, str(i.finding_id)))
         share = max((shares.get(s, 0.0) for s in symptom_keys), default=0.0)
         confidence = _confidence(node, share, key in explained)

@@ -191,11 +191,13 @@ def test_the_same_input_in_any_order_gives_the_same_ranking() -> None:
 
 def test_hypotheses_carry_rank_confidence_evidence_and_start() -> None:
     evidence = [finding("checkout", 0.20, 0.70), finding("payments", 0.05, 0.55, from_step=1),
-                change("payments", 0.7, at_step=0)]
+                change("payments", 0.7, at_step=0),
+                finding("payments", 100.0, 100.0, signal="availability")]
     first, second = rank_causes(evidence, SHOP, "checkout", 4)
     assert (first.rank, second.rank) == (1, 2)
     # The deploy came before the latency rise it explains equally well: it leads.
     assert first.service == "payments" and first.signal == "deploy"
+    # The quiet availability series supports nothing.
     assert set(first.evidence) == {evidence[1].finding_id, evidence[2].finding_id}
     assert first.sources == ["kubernetes", "prometheus"]
     assert first.started_at == WINDOW_START
