@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 TABLES = {
     "incidents": "id", "timeline": "incident_id, version", "notes": "note_id",
     "alerts": "incident_id, fingerprint", "correlation_runs": "run_id",
-    "correlation_sources": "run_id, source", "findings": "finding_id", "services": "name",
+    "correlation_sources": "run_id, source", "findings": "finding_id", "scorecard": "incident_id", "services": "name",
     "changes": "change_id", "projection_offsets": "projection, topic, partition",
 }
 
