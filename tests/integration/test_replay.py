@@ -254,6 +254,8 @@ async def test_the_rebuilt_schema_equals_the_live_one_table_by_table(kafka, post
         before = await snapshot(conn, live)
         changes_before = await conn.fetch(f"SELECT change_id, incident_id, version FROM {live}.changes ORDER BY 1")
         assert len(before["incidents"]) > 300 and len(before["timeline"]) == len(events)
+        # Confirmed causes that correlation had first, and ones it had not (columns service, top1).
+        assert {r[11] for r in before["scorecard"] if r[3] is not None} == {True, False}
 
         outcome = await replay(settings, jobs=2)
 
