@@ -1,0 +1,54 @@
+"""Scorecard endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Query
+
+from gateway.auth import Viewer
+from gateway.deps import PoolDep
+from gateway.fields import Name
+from gateway.problems import documented
+from gateway.scorecard import queries
+from gateway.scorecard.schemas import ConfirmedCause, HitRate, ScoredIncident, Scorecard, TimeToHypothesis
+
+router = APIRouter(tags=["scorecard"])
+
+
+def _rate(hits: int, n: int) -> HitRate:
+    return HitRate(hits=hits, rate=hits / n if n else None)
+
+
+def _scored(row: asyncpg.Record) -> ScoredIncident:
+    return ScoredIncident(
+        incident_id=row["incident_id"], title=row["title"], service=row["incident_service"], status=row["status"],
+        opened_at=row["opened_at"],
+        root_cause=ConfirmedCause(service=row["service"], signal=row["signal"], note=row["note"],
+                                  confirmed_by=row["confirmed_by"], confirmed_at=row["confirmed_at"],
+                                  version=row["confirmed_version"]),
+        run_id=row["run_id"], rank=row["rank"], top1=row["top1"], top3=row["top3"],
+        first_named_run_id=row["first_named_run_id"], first_named_at=row["first_named_at"],
+        time_to_first_hypothesis_s=row["time_to_first_hypothesis_s"])
+
+
+@router.get("/v1/scorecard", response_model=Scorecard, responses=documented(401, 403, 422, 503),
+            summary="How often correlation named the confirmed root cause, and how soon")
+async def scorecard(
+    _: Viewer, pool: PoolDep,
+    service: Annotated[Name | None, Query(description="only incidents of this (symptom) service")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="incidents listed, newest confirmation first")] = 100,
+) -> Scorecard:
+    """Over incidents with a confirmed root cause: top-1 / top-3 hit rates of the run that counts
+    (the latest completed before the confirmation) and the time from opening to the first run
+    that named the confirmed service."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        totals = await conn.fetchrow(queries.SELECT_TOTALS, service)
+        rows = await conn.fetch(queries.SELECT_SCORED, service, limit)
+    n = totals["n"]
+    return Scorecard(
+        n=n, top1=_rate(totals["top1_hits"], n), top3=_rate(totals["top3_hits"], n),
+        time_to_first_hypothesis=TimeToHypothesis(named=totals["named"], never_named=n - totals["named"],
+                                                  median_s=totals["median_s"]),
+        incidents=[_scored(row) for row in rows])
