@@ -129,7 +129,7 @@ def _root_cause(pm: Postmortem) -> str:
         ("Replaced", cause["supersedes"] if cause.get("supersedes") not in (None, cause["service"]) else "—"),
         ("Note", cause.get("note") or "—"),
         ("Correlation", _verdict(cause)),
-        ("First hypothesis naming it", "none yet" if first is None else
+        ("First hypothesis naming it", "no run named it" if first is None else
          f"{duration(first)} after opening (run `{str(cause['first_named_run_id'])[:8]}`)"),
     ]
     table = "\n".join(f"| {name} | {_cell(value)} |" for name, value in rows)

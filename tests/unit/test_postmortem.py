@@ -157,7 +157,7 @@ def test_a_cause_correlation_missed_or_ranked_lower_says_so() -> None:
     assert "correlation had it in its top 3 (rank 2;" in render(build(second))
     missed = script((timedelta(hours=2), BOB, RootCauseConfirmed(service="search", by="bob")), hypotheses=TYPED)
     text = render(build(missed))
-    assert f"correlation did not name it (run `{str(RUN)[:8]}`" in text and "| none yet |" in text
+    assert f"correlation did not name it (run `{str(RUN)[:8]}`" in text and "| no run named it |" in text
     old_shape = render(build(script((timedelta(hours=2), BOB, RootCauseConfirmed(service="checkout", by="bob")))))
     assert "correlation did not name it" in old_shape
     superseding = build(script((timedelta(hours=2), BOB, RootCauseConfirmed(service="checkout", by="bob")),
