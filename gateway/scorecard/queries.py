@@ -1,4 +1,6 @@
-"""Read-model SQL of the scorecard endpoint (rows with a confirmed cause; see projections.scorecard)."""
+"""Read-model SQL of the scorecard endpoint (rows with a confirmed cause; see projections.scorecard).
+
+The cause itself is the incident's `root_cause`, written in the same transaction as its score."""
 
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ where s.service is not null and ($1::text is null or i.service = $1)
 
 # Newest confirmation first; served by scorecard_confirmed_idx.
 SELECT_SCORED = """
-select s.incident_id, i.title, i.service as incident_service, i.status, s.opened_at,
-       s.service, s.signal, s.note, s.confirmed_by, s.confirmed_at, s.confirmed_version,
+select s.incident_id, i.title, i.service as incident_service, i.status, s.opened_at, i.root_cause,
        s.run_id, s.rank, s.top1, s.top3, s.first_named_run_id, s.first_named_at,
        s.time_to_first_hypothesis_s
 from scorecard s join incidents i on i.id = s.incident_id

@@ -12,7 +12,7 @@ from gateway.deps import PoolDep
 from gateway.fields import Name
 from gateway.problems import documented
 from gateway.scorecard import queries
-from gateway.scorecard.schemas import ConfirmedCause, HitRate, ScoredIncident, Scorecard, TimeToHypothesis
+from gateway.scorecard.schemas import HitRate, ScoredIncident, Scorecard, TimeToHypothesis
 
 router = APIRouter(tags=["scorecard"])
 
@@ -24,11 +24,7 @@ def _rate(hits: int, n: int) -> HitRate:
 def _scored(row: asyncpg.Record) -> ScoredIncident:
     return ScoredIncident(
         incident_id=row["incident_id"], title=row["title"], service=row["incident_service"], status=row["status"],
-        opened_at=row["opened_at"],
-        root_cause=ConfirmedCause(service=row["service"], signal=row["signal"], note=row["note"],
-                                  confirmed_by=row["confirmed_by"], confirmed_at=row["confirmed_at"],
-                                  version=row["confirmed_version"]),
-        run_id=row["run_id"], rank=row["rank"], top1=row["top1"], top3=row["top3"],
+        opened_at=row["opened_at"], root_cause=row["root_cause"], run_id=row["run_id"], rank=row["rank"], top1=row["top1"], top3=row["top3"],
         first_named_run_id=row["first_named_run_id"], first_named_at=row["first_named_at"],
         time_to_first_hypothesis_s=row["time_to_first_hypothesis_s"])
 

@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from gateway.incidents.schemas import RootCause
+
 COUNTED_RUN = ("the latest correlation run completed before the confirmation in the incident's log; "
                "runs completed later do not change it")
 
@@ -22,22 +24,13 @@ class TimeToHypothesis(BaseModel):
     median_s: float | None = Field(description="median seconds from opening to the first run that named it")
 
 
-class ConfirmedCause(BaseModel):
-    service: str
-    signal: str | None = None
-    note: str | None = None
-    confirmed_by: str
-    confirmed_at: datetime
-    version: int
-
-
 class ScoredIncident(BaseModel):
     incident_id: UUID
     title: str | None = None
     service: str | None = Field(default=None, description="the incident's own (symptom) service")
     status: str | None = None
     opened_at: datetime | None = None
-    root_cause: ConfirmedCause
+    root_cause: RootCause
     run_id: UUID | None = Field(description="the run that counts (null: none had completed)")
     rank: int | None = Field(description="the confirmed service's place among the services that run named")
     top1: bool

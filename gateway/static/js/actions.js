@@ -13,6 +13,11 @@ const MOVES = {
   resolved: { investigating: true },
 };
 
+/** "db (latency)", or "db" when no signal was named. */
+function causeText({ service, signal }) {
+  return signal ? `${service} (${signal})` : service;
+}
+
 export function conflictMessage(error) {
   return `Someone changed this incident (now ${error.currentStatus ?? "changed"}, version ${error.currentVersion ?? "?"}). `
     + "Reload to see the change.";
@@ -196,9 +201,8 @@ export class Actions {
    *  for the hypothesis already confirmed (confirming it again would change nothing). */
   confirmButton(hypothesis, confirmed) {
     if (!this.mayRespond || confirmed) return null;
-    const what = hypothesis.signal ? `${hypothesis.service} (${hypothesis.signal})` : hypothesis.service;
     const button = h("button", {
-      type: "button", class: "small-button", "aria-label": `Confirm ${what} as the root cause`,
+      type: "button", class: "small-button", "aria-label": `Confirm ${causeText(hypothesis)} as the root cause`,
       onclick: () => this.confirm(button, { service: hypothesis.service, signal: hypothesis.signal || undefined }),
     }, "Confirm");
     return button;
@@ -206,9 +210,8 @@ export class Actions {
 
   confirm(button, body) {
     const incident = this.current();
-    const what = body.signal ? `${body.service} (${body.signal})` : body.service;
     return this.run(button, "Root cause", () => this.api.post(`/v1/incidents/${incident.id}/root-cause`, body),
-      (answer) => `Root cause ${what} confirmed (version ${answer.version}).`,
+      (answer) => `Root cause ${causeText(body)} confirmed (version ${answer.version}).`,
       { message: this.causeMessage, problem: this.causeProblem });
   }
 
