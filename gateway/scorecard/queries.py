@@ -16,7 +16,7 @@ where s.service is not null and ($1::text is null or i.service = $1)
 
 # Newest confirmation first; served by scorecard_confirmed_idx.
 SELECT_SCORED = """
-select s.incident_id, i.title, i.service as incident_service, i.status, s.opened_at, i.root_cause,
+select s.incident_id, i.title, i.service, i.status, s.opened_at, i.root_cause,
        s.run_id, s.rank, s.top1, s.top3, s.first_named_run_id, s.first_named_at,
        s.time_to_first_hypothesis_s
 from scorecard s join incidents i on i.id = s.incident_id

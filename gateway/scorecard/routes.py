@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Query
 
 from gateway.auth import Viewer
@@ -19,14 +18,6 @@ router = APIRouter(tags=["scorecard"])
 
 def _rate(hits: int, n: int) -> HitRate:
     return HitRate(hits=hits, rate=hits / n if n else None)
-
-
-def _scored(row: asyncpg.Record) -> ScoredIncident:
-    return ScoredIncident(
-        incident_id=row["incident_id"], title=row["title"], service=row["incident_service"], status=row["status"],
-        opened_at=row["opened_at"], root_cause=row["root_cause"], run_id=row["run_id"], rank=row["rank"], top1=row["top1"], top3=row["top3"],
-        first_named_run_id=row["first_named_run_id"], first_named_at=row["first_named_at"],
-        time_to_first_hypothesis_s=row["time_to_first_hypothesis_s"])
 
 
 @router.get("/v1/scorecard", response_model=Scorecard, responses=documented(401, 403, 422, 503),
@@ -47,4 +38,4 @@ async def scorecard(
         n=n, top1=_rate(totals["top1_hits"], n), top3=_rate(totals["top3_hits"], n),
         time_to_first_hypothesis=TimeToHypothesis(named=totals["named"], never_named=n - totals["named"],
                                                   median_s=totals["median_s"]),
-        incidents=[_scored(row) for row in rows])
+        incidents=[ScoredIncident.model_validate(dict(row)) for row in rows])
