@@ -111,6 +111,17 @@ class CompleteCorrelation(CommandBase):
     hypotheses: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class ConfirmRootCause(CommandBase):
+    """A person names the service (and, if known, the signal) that caused the incident.
+
+    Confirming the same cause again changes nothing; another one supersedes it."""
+
+    type: Literal["ConfirmRootCause"] = "ConfirmRootCause"
+    service: str = Field(min_length=1, max_length=200)
+    signal: str | None = Field(default=None, min_length=1, max_length=100)
+    note: str | None = Field(default=None, min_length=1, max_length=2_000)
+
+
 class AssessImpact(CommandBase):
     type: Literal["AssessImpact"] = "AssessImpact"
     slo: str
@@ -134,6 +145,7 @@ ALL_COMMANDS: tuple[type[CommandBase], ...] = (
     RecordFinding,
     CompleteCorrelation,
     AssessImpact,
+    ConfirmRootCause,
 )
 Command = Annotated[Union[ALL_COMMANDS], Field(discriminator="type")]  # type: ignore[valid-type]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

@@ -15,7 +15,10 @@ from pydantic import Field, SerializeAsAny, model_validator
 from contracts.common import Actor, Message, Severity, Status, UtcDatetime
 
 ZERO_HASH = "0" * 64
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The envelope contract events are written with. 1: the event types of SPEC §2;
+2: adds `RootCauseConfirmed`. Events keep the version they were written with, and every
+version stays readable."""
 
 SourceOutcome = Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
 RunOutcome = Literal["succeeded", "partial", "failed"]
@@ -137,6 +140,18 @@ class ImpactAssessed(EventData):
     window: str | None = None
 
 
+class RootCauseConfirmed(EventData):
+    """A person confirmed what caused the incident; a later one supersedes it (`supersedes`
+    names the service it replaced)."""
+
+    event_type: ClassVar[str] = "RootCauseConfirmed"
+    service: str
+    signal: str | None = None
+    note: str | None = None
+    by: str
+    supersedes: str | None = None
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     IncidentOpened,
     IncidentAcknowledged,
@@ -151,6 +166,7 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     FindingRecorded,
     CorrelationCompleted,
     ImpactAssessed,
+    RootCauseConfirmed,
 )
 EVENT_TYPES: dict[str, type[EventData]] = {cls.event_type: cls for cls in ALL_EVENTS}
 EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]

@@ -23,6 +23,7 @@ from gateway.eventlog import EventLog
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.scorecard.routes import router as scorecard_router
 from gateway.services.routes import router as services_router
 from warroom.settings import Settings
 
@@ -128,8 +129,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = GatewayMetrics()
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for router in (health.router, pages.router, incidents_router, history_router, services_router, stream.router,
-                   alerts.router):
+    for router in (health.router, pages.router, incidents_router, history_router, services_router,
+                   scorecard_router, stream.router, alerts.router):
         app.include_router(router)
     return app
 

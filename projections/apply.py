@@ -15,7 +15,9 @@ from datetime import datetime
 
 import asyncpg
 
-from projections import alerts, changes, correlation, findings, incidents, notes, offsets, services, timeline
+from projections import (
+    alerts, changes, correlation, findings, incidents, notes, offsets, scorecard, services, timeline,
+)
 from projections.logged import LoggedEvent
 from projections.switch import HOLD_OFF_SWITCH
 
@@ -63,6 +65,7 @@ async def apply_batch(
         await alerts.apply_batch(conn, schema, fresh)
         await correlation.apply_batch(conn, schema, fresh)
         await findings.apply_batch(conn, schema, fresh)
+        await scorecard.apply_batch(conn, schema, fresh, rows)
 
         # From here to commit, one projector at a time (see projections.changes).
         await changes.lock(conn, schema)

@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from contracts.common import Status
+from projections.scorecard import suspects
 from streams.decider import evolve as decider_evolve
 from streams.incident import Incident
 
@@ -96,6 +97,10 @@ class Digest:
 class _Incident:
     row: dict[str, Any]
     state: Incident
+    # The scorecard: each completed run (when, which, the services it named, best first),
+    # and the confirmed cause with the latest run completed before it.
+    completed: list[tuple[datetime, str, list[str]]] = field(default_factory=list)
+    confirmed: tuple[Any, int, tuple[datetime, str, list[str]] | None] | None = None
 
 
 @dataclass
@@ -177,6 +182,10 @@ class Expected:
                 row["resolved_at"] = at
             elif d.from_ == Status.RESOLVED:
                 row["resolved_at"] = None
+        elif event.type == "CorrelationCompleted":
+            known.completed.append((at, str(d.run_id), suspects(d.hypotheses)))
+        elif event.type == "RootCauseConfirmed":
+            known.confirmed = (event, event.version, known.completed[-1] if known.completed else None)
         service = row["service"]
         if service not in self.services_seen or self.services_seen[service] < at:
             self.services_seen[service] = at
@@ -235,6 +244,7 @@ class Expected:
                 millionths(_seconds(opened, row["acknowledged_at"])), millionths(_seconds(opened, row["mitigated_at"])),
                 millionths(_seconds(opened, row["resolved_at"])), str(len(state.firing)),
                 row["opened_by"].kind.value, row["opened_by"].id))
+        out["scorecard"] = self._scorecard()
         alerts = out["alerts"] = Digest()
         for (incident_id, fingerprint), a in self.alerts.items():
             alerts.add((str(incident_id), fingerprint, text(a["alertname"]), a["status"], flat_map(a["labels"]),
@@ -249,6 +259,28 @@ class Expected:
             sources.add((str(run_id), name, s["state"], str(s["attempts"]), text(s["duration_ms"]), text(s["error"]),
                          micros(s["started_at"]), micros(s["completed_at"])))
         return out
+
+    def _scorecard(self) -> Digest:
+        """Incidents with a completed run or a confirmed cause: the cause, and how the run
+        before the confirmation ranked it and when a run first named it."""
+        digest = Digest()
+        for incident_id, known in self.incidents.items():
+            if not known.completed and known.confirmed is None:
+                continue
+            opened = known.row["opened_at"]
+            if known.confirmed is None:
+                digest.add((str(incident_id), micros(opened), *[NULL] * 13))
+                continue
+            event, version, counted = known.confirmed
+            d = event.data
+            rank = counted[2].index(d.service) + 1 if counted and d.service in counted[2] else None
+            first = next(((at, run) for at, run, named in known.completed if d.service in named), None)
+            digest.add((str(incident_id), micros(opened), d.service, text(d.signal), text(d.note), d.by,
+                        micros(event.occurred_at), str(version), text(counted[1] if counted else None), text(rank),
+                        boolean(rank == 1), boolean(rank is not None and rank <= 3),
+                        text(first[1] if first else None), micros(first[0] if first else None),
+                        millionths(_seconds(opened, first[0] if first else None))))
+        return digest
 
     def service_tallies(self) -> dict[str, ServiceTally]:
         """Per service touched: its unresolved incidents' severities and its latest event."""

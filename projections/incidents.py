@@ -31,7 +31,7 @@ COLUMNS: Columns = (
     ("resolved_at", "timestamptz"), ("updated_at", "timestamptz"),
     ("time_to_acknowledge_s", "float8"), ("time_to_mitigate_s", "float8"),
     ("time_to_resolve_s", "float8"), ("alerts_firing", "int"), ("correlation", "jsonb"),
-    ("top_hypothesis", "jsonb"), ("impact", "jsonb"), ("opened_by", "jsonb"),
+    ("top_hypothesis", "jsonb"), ("impact", "jsonb"), ("opened_by", "jsonb"), ("root_cause", "jsonb"),
 )
 JSON_COLUMNS = frozenset(name for name, kind in COLUMNS if kind == "jsonb")
 
@@ -57,7 +57,7 @@ def opened(event: ev.EventEnvelope) -> Row:
         "mitigated_at": None, "resolved_at": None, "updated_at": event.occurred_at,
         "time_to_acknowledge_s": None, "time_to_mitigate_s": None, "time_to_resolve_s": None,
         "alerts_firing": 0, "correlation": None, "top_hypothesis": None, "impact": None,
-        "opened_by": event.actor.model_dump(mode="json"),
+        "opened_by": event.actor.model_dump(mode="json"), "root_cause": None,
     }
 
 
@@ -110,6 +110,10 @@ def evolve(row: Row | None, event: ev.EventEnvelope) -> Row | None:
                 row["top_hypothesis"] = top
         case "ImpactAssessed":
             row["impact"] = {**d.model_dump(mode="json"), "assessed_at": iso(at)}
+        case "RootCauseConfirmed":
+            row["root_cause"] = {"service": d.service, "signal": d.signal, "note": d.note,
+                                 "confirmed_by": d.by, "confirmed_at": iso(at), "version": event.version,
+                                 "supersedes": d.supersedes}
     return row
 
 

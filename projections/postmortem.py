@@ -1,7 +1,8 @@
 """A postmortem of one incident, built from its events alone.
 
 `build(events)` folds the incident's log with the read models' own pure functions
-(`incidents.evolve`, `alerts.evolve`, `correlation.evolve`, `timeline.summarize`), so
+(`incidents.evolve`, `alerts.evolve`, `correlation.evolve`, `scorecard.evolve`,
+`timeline.summarize`), so
 the document says exactly what the dashboard said, and can be written from the log
 when no read model is at hand (`warroom postmortem ID` reads Kafka). It also checks
 the hash chain, so the document states whether the log it came from is intact.
@@ -16,8 +17,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from contracts.events import EventEnvelope
-from projections import alerts, correlation, incidents, timeline
+from projections import alerts, correlation, incidents, scorecard, timeline
 from projections.logged import LoggedEvent, iso
 from streams.chain import verify
 
@@ -93,6 +96,7 @@ class Postmortem:
     impact: list[dict[str, Any]]
     notes: list[dict[str, Any]]
     log: LogCheck
+    root_cause: dict[str, Any] | None = None
     contributing_factors: list[str] = field(default_factory=list)
     action_items: list[dict[str, str]] = field(default_factory=list)
 
@@ -116,6 +120,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         raise ValueError("an incident without events has no postmortem")
     check = verify(events)
     row: dict[str, Any] | None = None
+    scored: dict[str, Any] | None = None
     entries: list[Entry] = []
     alert_rows: dict[str, dict[str, Any]] = {}
     runs: dict[UUID, dict[str, Any]] = {}
@@ -131,6 +136,8 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         seen.add(event.version)
         item = LoggedEvent(event, 0, offset)
         row = incidents.evolve(row, event)
+        if row is not None:
+            scored = scorecard.evolve(scored, event, row["opened_at"])
         entries.append(Entry(event.occurred_at, event.version, event.type, actor_name(event.actor),
                              timeline.summarize(event)))
         d: Any = event.data
@@ -163,7 +170,17 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         runs=ordered_runs, hypotheses=list(latest.hypotheses) if latest else [], impact=impact, notes=notes,
         log=LogCheck(check.events, check.valid, check.first_bad_version,
                      events[-1].hash if check.valid else None),
+        root_cause=_root_cause(scored, row),
     )
+
+
+def _root_cause(scored: dict[str, Any] | None, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The confirmed cause as the incident shows it, and how correlation did against it
+    (the scorecard's definitions: `projections.scorecard`)."""
+    if scored is None or scored["service"] is None:
+        return None
+    return {**row["root_cause"], **{key: scored[key] for key in (
+        "run_id", "rank", "top1", "top3", "first_named_run_id", "first_named_at", "time_to_first_hypothesis_s")}}
 
 
 def _run(run: dict[str, Any], sources: dict[tuple[UUID, str], dict[str, Any]], found: list[Finding]) -> Run:
@@ -201,6 +218,7 @@ def to_json(postmortem: Postmortem) -> dict[str, Any]:
         "hypotheses": postmortem.hypotheses,
         "impact": postmortem.impact,
         "notes": postmortem.notes,
+        "root_cause": postmortem.root_cause,
         "log": asdict(postmortem.log),
         "contributing_factors": postmortem.contributing_factors,
         "action_items": postmortem.action_items,
@@ -208,6 +226,8 @@ def to_json(postmortem: Postmortem) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):  # typed hypotheses
+        return value.model_dump(mode="json")
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

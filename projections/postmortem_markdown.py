@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.postmortem import DURATIONS, Finding, Postmortem, Run
+from projections.scorecard import TOP, field_of
 
 TO_WRITE = "_To be written by the responders._"
 EVIDENCE_SHOWN = ("query", "baseline_query", "window", "value", "threshold", "link", "links")
@@ -43,8 +44,8 @@ def _cell(text: Any) -> str:
 
 def render(pm: Postmortem) -> str:
     """The whole document."""
-    parts = [_header(pm), _summary(pm), _impact(pm), _durations(pm), _timeline(pm), _responders(pm),
-             _alerts(pm), _correlation(pm), _hypotheses(pm), _notes(pm), _to_write()]
+    parts = [_header(pm), _summary(pm), _root_cause(pm), _impact(pm), _durations(pm), _timeline(pm),
+             _responders(pm), _alerts(pm), _correlation(pm), _hypotheses(pm), _notes(pm), _to_write()]
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 
 
@@ -89,9 +90,54 @@ def _summary(pm: Postmortem) -> str:
         sentences.append(f"It is still **{i['status']}**.")
     top = f"; the top hypothesis is: {_hypothesis_text(pm.hypotheses[0])}" if pm.hypotheses else ""
     sentences.append(f"{len(pm.alerts)} alert(s) fired; correlation ran {len(pm.runs)} time(s){top}.")
+    cause = pm.root_cause
+    if cause is not None:
+        sentences.append(f"The root cause was confirmed as **{_cause(cause)}** by {cause['confirmed_by']}; "
+                         f"{_verdict(cause)}.")
     quoted = f"\n\n> {i['description']}" if i.get("description") else ""
     return (f"## Summary\n\n{' '.join(sentences)}{quoted}\n\n"
             f"{TO_WRITE} (what happened, who was affected, how it ended)")
+
+
+def _cause(cause: dict[str, Any]) -> str:
+    return f"{cause['service']} ({cause['signal']})" if cause.get("signal") else cause["service"]
+
+
+def _verdict(cause: dict[str, Any]) -> str:
+    """Whether correlation had the confirmed service, in the run the scorecard counts."""
+    if cause["run_id"] is None:
+        return "no correlation run had completed when it was confirmed"
+    run = f"run `{str(cause['run_id'])[:8]}`, the latest before the confirmation"
+    rank = cause["rank"]
+    if rank is None:
+        return f"correlation did not name it ({run})"
+    if cause["top1"]:
+        return f"correlation had it first (top-1; {run})"
+    if cause["top3"]:
+        return f"correlation had it in its top {TOP} (rank {rank}; {run})"
+    return f"correlation ranked it {rank}, outside its top {TOP} ({run})"
+
+
+def _root_cause(pm: Postmortem) -> str:
+    cause = pm.root_cause
+    if cause is None:
+        return f"## Root cause\n\nNo root cause was confirmed. {TO_WRITE}"
+    first = cause["time_to_first_hypothesis_s"]
+    rows = [
+        ("Confirmed cause", f"**{_cause(cause)}**"),
+        ("Confirmed by", f"{cause['confirmed_by']} at {_at(cause['confirmed_at'])} (version {cause['version']})"),
+        ("Replaced", cause["supersedes"] if cause.get("supersedes") not in (None, cause["service"]) else "—"),
+        ("Note", cause.get("note") or "—"),
+        ("Correlation", _verdict(cause)),
+        ("First hypothesis naming it", "no run named it" if first is None else
+         f"{duration(first)} after opening (run `{str(cause['first_named_run_id'])[:8]}`)"),
+    ]
+    table = "\n".join(f"| {name} | {_cell(value)} |" for name, value in rows)
+    return f"## Root cause\n\n| | |\n|---|---|\n{table}"
+
+
+def _at(value: Any) -> str:
+    return when(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _impact(pm: Postmortem) -> str:
@@ -112,7 +158,10 @@ def _durations(pm: Postmortem) -> str:
 
 
 def _timeline(pm: Postmortem) -> str:
-    rows = "\n".join(f"| {when(e.at)} | {_cell(e.actor)} | {_cell(e.summary)} |" for e in pm.timeline)
+    # A confirmed cause is a person's conclusion: it stands out among the system's events.
+    rows = "\n".join(f"| {when(e.at)} | {_cell(e.actor)} | "
+                     f"{'**' + _cell(e.summary) + '**' if e.type == 'RootCauseConfirmed' else _cell(e.summary)} |"
+                     for e in pm.timeline)
     return f"## Timeline\n\n| Time | Who | What |\n|---|---|---|\n{rows}"
 
 
@@ -171,16 +220,30 @@ def _finding(f: Finding) -> str:
     return "\n".join(lines)
 
 
-def _hypothesis_text(h: dict[str, Any]) -> str:
-    text = h.get("summary") or h.get("title") or h.get("category") or json.dumps(h)
-    confidence = h.get("confidence")
+def _hypothesis_text(h: Any) -> str:
+    service, signal = field_of(h, "service"), field_of(h, "signal")
+    text = (f"{service} ({signal})" if service and signal else service) or field_of(h, "summary") \
+        or field_of(h, "title") or field_of(h, "category") or json.dumps(h, default=str)
+    confidence = field_of(h, "confidence")
     return f"{text} (confidence {confidence:.2f})" if isinstance(confidence, (int, float)) else str(text)
 
 
 def _hypotheses(pm: Postmortem) -> str:
     if not pm.hypotheses:
         return "## Hypotheses\n\nCorrelation proposed no hypothesis."
-    return "## Hypotheses\n\n" + "\n".join(f"{n}. {_hypothesis_text(h)}" for n, h in enumerate(pm.hypotheses, 1))
+    confirmed = pm.root_cause["service"] if pm.root_cause else None
+    lines = ["## Hypotheses", "", "Of the latest completed run, best first.", "",
+             "| # | Suspect | Signal | Path | Confidence | Changed at | Summary |", "|---|---|---|---|---|---|---|"]
+    for n, h in enumerate(pm.hypotheses, 1):
+        service, path, confidence = field_of(h, "service"), field_of(h, "path"), field_of(h, "confidence")
+        suspect = "—" if not service else f"**{service}** (confirmed)" if service == confirmed else service
+        changed = field_of(h, "started_at") or field_of(h, "changed_at")
+        lines.append(
+            f"| {field_of(h, 'rank') or n} | {_cell(suspect)} | {_cell(field_of(h, 'signal') or field_of(h, 'category'))} "
+            f"| {_cell(' → '.join(map(str, path)) if isinstance(path, list) and path else None)} "
+            f"| {f'{confidence:.2f}' if isinstance(confidence, (int, float)) else '—'} "
+            f"| {_at(changed) if changed else '—'} | {_cell(field_of(h, 'summary') or field_of(h, 'title'))} |")
+    return "\n".join(lines)
 
 
 def _notes(pm: Postmortem) -> str:

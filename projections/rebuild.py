@@ -3,11 +3,11 @@
 The projector applies a batch with one upsert per table because the rows it touches
 may already exist. A rebuild starts from empty tables and sees every event of an
 incident in order, so it keeps the folded rows (incidents, alerts, correlation runs
-and sources) in memory, streams the append-only ones (timeline, notes, findings) with
+and sources, the scorecard) in memory, streams the append-only ones (timeline, notes, findings) with
 COPY, and writes each folded row when `finish` is called: with COPY the first time,
 with the projector's upsert afterwards (a replay catching up with the live schema). What a row *is* after an event
 comes from the same pure functions the projector uses (`incidents.evolve`,
-`alerts.evolve`, `correlation.evolve`, `timeline.summarize`); only the way rows reach
+`alerts.evolve`, `correlation.evolve`, `scorecard.evolve`, `timeline.summarize`); only the way rows reach
 PostgreSQL differs.
 
 Exactly like the projector: the first record of an (incident_id, version) wins and
@@ -29,7 +29,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 
-from projections import alerts, correlation, incidents, offsets, services, timeline
+from projections import alerts, correlation, incidents, offsets, scorecard, services, timeline
 from projections.apply import PROJECTION
 from contracts.events import EventEnvelope
 from projections.decoding import DecodedEvent
@@ -44,7 +44,7 @@ FINDING_COLUMNS = ("finding_id", "incident_id", "run_id", "source", "kind", "sum
                    "changed_at", "evidence", "after_resolution", "recorded_at")
 # Folded rows are written in slices, so one statement's arrays stay a few MB.
 WRITE_SLICE = 10_000
-FOLDED = ("incidents", "alerts", "runs", "sources")
+FOLDED = ("incidents", "alerts", "runs", "sources", "scorecard")
 
 
 class Rebuild:
@@ -57,6 +57,7 @@ class Rebuild:
         self.alerts: dict[tuple[UUID, str], alerts.Row] = {}
         self.runs: dict[UUID, correlation.Row] = {}
         self.sources: dict[tuple[UUID, str], correlation.Row] = {}
+        self.scorecard: dict[UUID, scorecard.Row] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.touched: dict[str, datetime] = {}
         self.applied = 0
@@ -124,6 +125,11 @@ class Rebuild:
                 at, service = e.occurred_at, row["service"]
                 if service not in self.touched or self.touched[service] < at:
                     self.touched[service] = at
+            if kind in scorecard.SCORED_EVENTS:
+                scored = scorecard.evolve(self.scorecard.get(incident), e, row["opened_at"])
+                assert scored is not None
+                self.scorecard[incident] = scored
+                self._dirty["scorecard"].add(incident)
         self._timeline.append((
             incident, e.version, e.event_id, kind, e.occurred_at, e.recorded_at, self._actor(e.actor),
             timeline.summarize(e), item.data_json, item.partition, item.offset))
@@ -203,6 +209,7 @@ class Rebuild:
             "alerts": (self.alerts, alerts.UPSERT, alerts.COLUMNS, "alerts"),
             "runs": (self.runs, correlation.UPSERT_RUNS, correlation.RUN_COLUMNS, "correlation_runs"),
             "sources": (self.sources, correlation.UPSERT_SOURCES, correlation.SOURCE_COLUMNS, "correlation_sources"),
+            "scorecard": (self.scorecard, scorecard.UPSERT, scorecard.COLUMNS, "scorecard"),
         }
 
 

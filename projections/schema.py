@@ -149,7 +149,33 @@ CREATE TABLE IF NOT EXISTS {s}.projection_offsets (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1),)
+# Confirmed root causes: shown on the incident, and scored against correlation's runs.
+MIGRATION_2 = """
+ALTER TABLE {s}.incidents ADD COLUMN IF NOT EXISTS root_cause jsonb;
+
+CREATE TABLE IF NOT EXISTS {s}.scorecard (
+    incident_id uuid PRIMARY KEY,
+    opened_at timestamptz,
+    runs jsonb NOT NULL,
+    service text,
+    signal text,
+    note text,
+    confirmed_by text,
+    confirmed_at timestamptz,
+    confirmed_version int,
+    run_id uuid,
+    rank int,
+    top1 bool,
+    top3 bool,
+    first_named_run_id uuid,
+    first_named_at timestamptz,
+    time_to_first_hypothesis_s double precision
+);
+CREATE INDEX IF NOT EXISTS scorecard_confirmed_idx ON {s}.scorecard (confirmed_at DESC, incident_id)
+    WHERE service IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1), (2, MIGRATION_2))
 """(version, DDL) in order; `migrate` applies those not yet recorded."""
 
 CREATE_MIGRATIONS_TABLE = """

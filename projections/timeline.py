@@ -14,6 +14,7 @@ import asyncpg
 
 from contracts import events as ev
 from projections.logged import LoggedEvent
+from projections.scorecard import field_of
 from projections.schema import qualified
 
 INSERT = """
@@ -77,7 +78,17 @@ def summarize(event: ev.EventEnvelope) -> str:
             text = (f"SLO {d.slo}: burn rate {d.burn_rate:.1f}×, "
                     f"{_percent(d.error_budget_left)} error budget left")
             return f"{text}, estimated cost {d.estimated_cost:,.0f}" if d.estimated_cost else text
+        case "RootCauseConfirmed":
+            return _root_cause(d)
     return event.type
+
+
+def _root_cause(d: ev.RootCauseConfirmed) -> str:
+    again = " again" if d.supersedes == d.service else ""
+    text = f"Root cause confirmed{again} by {d.by}: {d.service}" + (f" ({d.signal})" if d.signal else "")
+    if d.supersedes and d.supersedes != d.service:
+        text += f", replacing {d.supersedes}"
+    return f"{text}. {_clip(d.note)}" if d.note else text
 
 
 def _source_completed(d: ev.CorrelationSourceCompleted) -> str:
@@ -95,9 +106,16 @@ def _source_completed(d: ev.CorrelationSourceCompleted) -> str:
     return f"{d.source} failed after {tries}" + (f": {_clip(d.error)}" if d.error else "")
 
 
-def _hypothesis_title(hypothesis: dict) -> str | None:
+def _hypothesis_title(hypothesis: Any) -> str | None:
+    # Typed hypotheses name a suspect service; free-form ones of older events, a sentence.
+    service, signal, path = (field_of(hypothesis, key) for key in ("service", "signal", "path"))
+    if isinstance(service, str) and service:
+        text = f"{service} ({signal})" if signal else service
+        if isinstance(path, list) and len(path) > 1:
+            text += " via " + " → ".join(map(str, path))
+        return _clip(text)
     for key in ("title", "summary", "cause", "description"):
-        value = hypothesis.get(key)
+        value = field_of(hypothesis, key)
         if isinstance(value, str) and value:
             return _clip(value)
     return None

@@ -48,12 +48,16 @@ CANONICAL: dict[str, tuple[str, ...]] = {
     "correlation_sources": ("run_id::text", "source", "state", "attempts::text", "duration_ms::text", "error",
                             _ts("started_at"), _ts("completed_at")),
     "services": ("name", "status", "open_incidents::text", "worst_severity", _ts("updated_at")),
+    "scorecard": ("incident_id::text", _ts("opened_at"), "service", "signal", "note", "confirmed_by",
+                  _ts("confirmed_at"), "confirmed_version::text", "run_id::text", "rank::text", "top1::text",
+                  "top3::text", "first_named_run_id::text", _ts("first_named_at"),
+                  _millionths("time_to_first_hypothesis_s")),
     "projection_offsets": ("projection", "topic", "partition::text", "next_offset::text"),
 }
 
 # Tables a rebuild must reproduce exactly; the change feed is carried over instead.
 REBUILT_TABLES = ("incidents", "timeline", "notes", "alerts", "correlation_runs", "correlation_sources",
-                  "findings", "services", "projection_offsets")
+                  "findings", "scorecard", "services", "projection_offsets")
 
 _DIGEST = """
 SELECT count(*) AS rows,

@@ -24,6 +24,7 @@ from contracts.commands import (
     CommandBase,
     CompleteCorrelation,
     CompleteCorrelationSource,
+    ConfirmRootCause,
     OpenIncident,
     RecordFinding,
     ResolveAlert,
@@ -46,6 +47,7 @@ from contracts.events import (
     IncidentAcknowledged,
     IncidentOpened,
     NoteAdded,
+    RootCauseConfirmed,
     SeverityChanged,
     StatusChanged,
 )
@@ -53,6 +55,7 @@ from streams.incident import (
     RECENT_COMMANDS,
     RECENT_KEYS,
     RECENT_RUNS,
+    Cause,
     Incident,
     Run,
     State,
@@ -160,6 +163,8 @@ def decide(command: CommandBase, state: State) -> list[EventData]:
                 if value is not None and not math.isfinite(value):
                     raise Rejected("validation_error", f"{field} must be a finite number", field)
             return [ImpactAssessed(**_fields(command, ImpactAssessed))]
+        case ConfirmRootCause():
+            return _confirm_root_cause(command, state)
     raise Rejected("validation_error", f"unknown command {type(command).__name__}", "type")
 
 
@@ -224,6 +229,8 @@ def _changes(state: Incident, data: EventData) -> dict[str, object]:
             )
         case CorrelationCompleted():
             return _with_run(state, data.run_id, lambda r: {"done": True})
+        case RootCauseConfirmed():
+            return {"root_cause": Cause(service=data.service, signal=data.signal, note=data.note)}
     return {}  # notes, findings, impact: recorded in the log, nothing to decide on
 
 
@@ -304,6 +311,20 @@ def _start_correlation(command: StartCorrelation, state: Incident) -> list[Event
             StatusChanged(from_=Status.OPEN, to=Status.INVESTIGATING, reason=CORRELATION_STARTED)
         )
     return facts
+
+
+def _confirm_root_cause(command: ConfirmRootCause, state: Incident) -> list[EventData]:
+    # Any status: a cause is often confirmed after the incident is resolved.
+    for field in ("service", "signal", "note"):
+        value = getattr(command, field)
+        if value is not None and not value.strip():
+            raise Rejected("validation_error", f"{field} must not be blank", field)
+    cause = Cause(service=command.service, signal=command.signal, note=command.note)
+    if cause == state.root_cause:
+        return []
+    previous = state.root_cause.service if state.root_cause is not None else None
+    return [RootCauseConfirmed(service=cause.service, signal=cause.signal, note=cause.note,
+                               by=command.actor.id, supersedes=previous)]
 
 
 def _may_move(current: Status, to: Status) -> bool:

@@ -41,6 +41,14 @@ class Run(Frozen):
     done: bool = False
 
 
+class Cause(Frozen):
+    """The root cause people confirmed: confirming exactly this again is a no-op."""
+
+    service: str
+    signal: str | None = None
+    note: str | None = None
+
+
 class Incident(Frozen):
     """An opened incident as far as deciding the next command needs to know."""
 
@@ -53,6 +61,7 @@ class Incident(Frozen):
     acknowledged: bool = False
     firing: frozenset[str] = frozenset()
     runs: tuple[Run, ...] = ()
+    root_cause: Cause | None = None
     recent_commands: tuple[str, ...] = ()
     recent_keys: tuple[str, ...] = ()
 

@@ -6,7 +6,7 @@ INCIDENT_COLUMNS = """
 id, title, service, severity, status, version, description, labels, opened_at, opened_by,
 acknowledged_at, acknowledged_by, mitigated_at, resolved_at, updated_at,
 time_to_acknowledge_s, time_to_mitigate_s, time_to_resolve_s, alerts_firing,
-correlation, top_hypothesis, impact
+correlation, top_hypothesis, impact, root_cause
 """
 
 SELECT_INCIDENT = f"select {INCIDENT_COLUMNS} from incidents where id = $1"

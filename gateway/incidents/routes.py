@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from contracts import CommandBase, CommandOutcome, Severity, Status
 from contracts.commands import (
-    AcknowledgeIncident, AddNote, ChangeSeverity, ChangeStatus, OpenIncident, StartCorrelation,
+    AcknowledgeIncident, AddNote, ChangeSeverity, ChangeStatus, ConfirmRootCause, OpenIncident, StartCorrelation,
 )
 from gateway import cursor
 from gateway.auth import Responder, Viewer
@@ -26,7 +26,7 @@ from gateway.incidents import queries
 from gateway.incidents.schemas import (
     AddNoteBody, ChangeSeverityBody, ChangeStatusBody, CommandAccepted, CommandPending,
     CorrelationRequested, CorrelationRun, Durations, Finding, Incident, IncidentPage, NoteAccepted,
-    OpenIncidentBody, SourceProgress, TimelineEntry,
+    OpenIncidentBody, RootCauseBody, SourceProgress, TimelineEntry,
 )
 from gateway.problems import Problem, documented
 
@@ -142,6 +142,19 @@ async def add_note(incident_id: IncidentId, body: AddNoteBody, user: Responder, 
         return outcome
     return NoteAccepted(id=outcome.incident_id, status=outcome.status, version=outcome.version,
                         note_id=command.note_id)
+
+
+@router.post(BASE + "/{incident_id}/root-cause", response_model=CommandAccepted,
+             responses={**COMMAND_ERRORS, **PENDING}, summary="Confirm the incident's root cause")
+async def confirm_root_cause(incident_id: IncidentId, body: RootCauseBody, user: Responder, bus: BusDep) -> Any:
+    """Any status (a cause is often confirmed after resolving). The same cause again appends
+    nothing; another one supersedes it. Scored on `GET /v1/scorecard`."""
+    command = ConfirmRootCause(
+        command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
+        service=body.service, signal=body.signal, note=body.note,
+    )
+    outcome = await _decide(bus, command)
+    return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
 @router.post(BASE + "/{incident_id}/correlation", status_code=202, response_model=CorrelationRequested,

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import Actor, Severity, Status
-from gateway.fields import MAX_INT4, LabelKey, LabelValue, LongText, Name, Reason, Title
+from gateway.fields import MAX_INT4, LabelKey, LabelValue, LongText, Name, Reason, Title, text
 
 
 class Body(BaseModel):
@@ -38,6 +38,15 @@ class ChangeSeverityBody(Body):
 
 class AddNoteBody(Body):
     text: LongText
+
+
+class RootCauseBody(Body):
+    """The cause people confirmed: the suspect service and, if known, the signal that moved."""
+
+    service: Name = Field(description="the service at fault, as hypotheses name it (e.g. `payments-db`)")
+    signal: text(1, 100) | None = Field(default=None, description="latency, errors, traffic, saturation, "
+                                                                  "restarts, deploys…")
+    note: text(1, 2_000) | None = None
 
 
 class CommandAccepted(BaseModel):
@@ -71,6 +80,18 @@ class Durations(BaseModel):
     time_to_resolve_s: float | None = None
 
 
+class RootCause(BaseModel):
+    """The root cause confirmed on an incident (the latest confirmation stands)."""
+
+    service: str
+    signal: str | None = None
+    note: str | None = None
+    confirmed_by: str
+    confirmed_at: datetime
+    version: int = Field(description="the incident version that confirmed it")
+    supersedes: str | None = Field(default=None, description="the service an earlier confirmation named")
+
+
 class Incident(BaseModel):
     id: UUID
     title: str
@@ -92,6 +113,7 @@ class Incident(BaseModel):
     correlation: dict[str, Any] | None = Field(default=None, description="latest run: run_id, state, outcome, sources")
     top_hypothesis: dict[str, Any] | None = None
     impact: dict[str, Any] | None = None
+    root_cause: RootCause | None = None
 
 
 class IncidentPage(BaseModel):

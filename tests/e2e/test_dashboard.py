@@ -21,6 +21,7 @@ import pytest
 
 from harness.servers import server_unavailable
 from harness.waiting import wait_for_async
+from runs import feed_run, suspect
 from sse_client import open_stream
 from stack import REPO_ROOT, Stack
 from warroom.servers import free_port
@@ -36,6 +37,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO_ROOT / "artifacts"
 VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen
+NARROW = {"width": 1280, "height": 900}  # a smaller laptop
 
 LIVE_MS = 2000  # a change shows up on an open page within this
 SETTLE_MS = 15_000  # the page's own round trips, where no latency promise is made
@@ -292,6 +294,91 @@ async def test_status_change_from_the_page_and_a_conflict(stack: Stack, dashboar
     refused = re.compile(rf"status of 409 \(Conflict\) \({re.escape(dashboard.base_url)}/v1/incidents/{incident}/status\)")
     assert len([text for _, text in dashboard.console if refused.search(text)]) == 1, dashboard.console
     assert dashboard.errors(lambda at, text: bool(refused.search(text))) == []
+
+
+async def test_a_responder_confirms_a_hypothesis_with_one_click(stack: Stack, dashboard: Dashboard) -> None:
+    """Hypotheses show suspect, signal, confidence and path; one click confirms one; the
+    cause shows on the incident and on the scorecard, and changes by others arrive live."""
+    service, db, payments, dns = unique("checkout"), unique("payments-db"), unique("payments"), unique("dns")
+    page = dashboard.page
+    await page.set_viewport_size(NARROW)
+    await dashboard.sign_in(stack.token("responder", sub="rosa"))
+    async with stack.client("responder", sub="sam") as sam:
+        title = f"Checkout 5xx {service}"
+        incident = await open_incident(sam, title, service)
+        await dashboard.open(incident, title)
+        cause = dashboard.incident.locator(".panel-cause [data-root-cause]")
+        await expect(cause).to_have_text("Not confirmed yet.")
+
+        run = await feed_run(stack, incident, [
+            suspect(1, db, "latency", 0.87, [db, payments, service], "p95 latency 40 ms → 900 ms since 12:03"),
+            suspect(2, payments, "errors", 0.55, [payments, service], "5xx ratio 0.1% → 6%"),
+            suspect(3, service, "traffic", 0.3, [service], "requests down 40%")])
+        shown_run = dashboard.incident.locator(f'[data-run-id="{run}"]')
+        await expect(shown_run).to_have_attribute("data-state", "succeeded", timeout=LIVE_MS)
+        first = shown_run.locator(".hypothesis").first
+        await expect(shown_run.locator(".hypothesis")).to_have_count(3)
+        await expect(first.locator(".suspect")).to_have_text(db)
+        await expect(first.locator("[data-signal]")).to_have_text("Latency")
+        await expect(first.locator(".confidence")).to_have_text("87%")
+        await expect(first.locator(".path")).to_have_text(f"{db} → {payments} → {service}")
+
+        # The small form, for a service no hypothesis names.
+        await page.get_by_label("Service at fault").fill(dns)
+        await page.locator("#cause-note").fill("resolver timeouts")
+        await page.get_by_role("button", name="Confirm cause").click()
+        await expect(cause).to_have_attribute("data-root-cause", dns, timeout=LIVE_MS)
+        await expect(cause).to_contain_text("resolver timeouts")
+        await expect(page.get_by_label("Service at fault")).to_have_value("")
+
+        # Someone else corrects it: the page follows the stream.
+        await command(sam, incident, "root-cause", {"service": payments, "signal": "errors"})
+        await expect(cause).to_have_attribute("data-root-cause", payments, timeout=LIVE_MS)
+        await expect(shown_run.locator('.hypothesis[data-confirmed="true"]')).to_have_attribute("data-service", payments)
+
+        # One click on the top hypothesis.
+        await page.get_by_role("button", name=f"Confirm {db} (latency) as the root cause").click()
+        await expect(cause).to_have_attribute("data-root-cause", db, timeout=LIVE_MS)
+        await expect(first).to_have_attribute("data-confirmed", "true")
+        await expect(first.locator(".badge.cause")).to_have_text("Confirmed cause")
+        await expect(first.get_by_role("button")).to_have_count(0)  # confirming it again would change nothing
+        await expect(dashboard.incident.locator(f'.incident-meta [data-cause="{db}"]')).to_have_text(f"Root cause: {db}")
+        confirmations = dashboard.incident.locator('.timeline li[data-type="RootCauseConfirmed"]')
+        await expect(confirmations).to_have_count(3)
+        await expect(confirmations.first).to_contain_text(f"Root cause confirmed by rosa: {db} (latency), replacing {payments}")
+        shown = (await sam.get(f"/v1/incidents/{incident}")).json()["root_cause"]
+        assert (shown["service"], shown["signal"], shown["confirmed_by"]) == (db, "latency", "rosa")
+        assert await unlabelled_controls(page) == []
+        print(f"screenshot: {await dashboard.screenshot('root-cause.png')}")
+
+        # The scorecard, from the header; it follows new confirmations as they happen.
+        await page.get_by_role("link", name="Scorecard").click()
+        await expect(page).to_have_url(re.compile("#/scorecard$"))
+        row = page.locator(f'#scorecard tr[data-incident-id="{incident}"]')
+        await expect(row).to_be_visible(timeout=SETTLE_MS)
+        await expect(row.locator("[data-rank]")).to_have_text("1")
+        await expect(row.locator("td").nth(3)).to_have_text("yes")
+        await expect(row).to_contain_text(db)
+        card = (await sam.get("/v1/scorecard", params={"limit": 1})).json()
+        await expect(page.locator('[data-figure="n"] .figure-value')).to_have_text(str(card["n"]))
+        later = await open_incident(sam, f"Search slow {service}", service, "medium")
+        await command(sam, later, "root-cause", {"service": "search-index"})
+        late_row = page.locator(f'#scorecard tr[data-incident-id="{later}"]')
+        await expect(late_row.locator("[data-rank]")).to_have_text("no run", timeout=LIVE_MS)
+        await expect(page.locator("#scorecard tbody tr").first).to_have_attribute("data-incident-id", later)
+        print(f"screenshot: {await dashboard.screenshot('scorecard.png')}")
+        await row.get_by_role("link").click()
+        await expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=SETTLE_MS)
+
+    # A viewer sees hypotheses and the cause, and has nothing to confirm with.
+    await page.get_by_role("button", name="Sign out").click()
+    await dashboard.sign_in(stack.token("viewer", sub="vic"))
+    await page.goto(f"{dashboard.base_url}/#/incidents/{incident}")
+    await expect(cause).to_have_attribute("data-root-cause", db, timeout=SETTLE_MS)
+    await expect(shown_run.locator(".hypothesis")).to_have_count(3)
+    await expect(dashboard.incident.get_by_role("button", name=re.compile("Confirm"))).to_have_count(0)
+    await expect(page.get_by_text("Responders confirm the root cause here.")).to_be_visible()
+    assert dashboard.errors() == []
 
 
 async def test_pages_load_more_by_cursor(stack: Stack, dashboard: Dashboard) -> None:

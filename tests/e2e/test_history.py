@@ -297,6 +297,9 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
                 "severity": "critical", "reason": "a third of checkouts fail"})).status_code == 200
             assert (await alice.post(f"/v1/incidents/{incident}/notes", json={
                 "text": "Rolled checkout back to the previous release"})).status_code == 201
+            assert (await bob.post(f"/v1/incidents/{incident}/root-cause", json={
+                "service": service, "signal": "errors",
+                "note": "release 2026.11.3 returned 503 on every card payment"})).status_code == 200
             errors["per_tick"] = 0
             resolved = dict(alert, status="resolved", ends_at=datetime.now(UTC).isoformat())
             assert (await pager.post("/v1/alerts", json=resolved)).status_code == 202
@@ -317,8 +320,8 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
     assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
     assert default.headers["content-type"].startswith("text/markdown")
     text = markdown.text
-    for section in ("Summary", "Impact", "Durations", "Timeline", "Who did what", "Alerts", "Correlation",
-                    "Hypotheses", "Notes", "Contributing factors", "Action items"):
+    for section in ("Summary", "Root cause", "Impact", "Durations", "Timeline", "Who did what", "Alerts",
+                    "Correlation", "Hypotheses", "Notes", "Contributing factors", "Action items"):
         assert f"\n## {section}\n" in text, section
     durations = row["durations"]
     assert 0 < durations["time_to_acknowledge_s"] <= durations["time_to_mitigate_s"] <= durations["time_to_resolve_s"]
@@ -334,6 +337,12 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
     assert len(document["timeline"]) == row["version"] and document["log"]["valid"]
     assert document["incident"]["status"] == "resolved" and document["hypotheses"]
     assert [r["actor"] for r in document["responders"]][:1] == ["producer:alertmanager"]
+    # The cause bob confirmed, scored against what the run on opening proposed.
+    cause = document["root_cause"]
+    assert (cause["service"], cause["signal"], cause["confirmed_by"]) == (service, "errors", "bob")
+    named = list(dict.fromkeys(h["service"] for h in document["hypotheses"] if h.get("service")))
+    assert cause["rank"] == (named.index(service) + 1 if service in named else None)
+    assert f"| Confirmed cause | **{service} (errors)** |" in text
 
     target = os.environ.get("WARROOM_POSTMORTEM_EXAMPLE")
     if target:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -23,14 +24,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from contracts.common import SYSTEM
-from contracts.events import ZERO_HASH, EventEnvelope, IncidentOpened
+from contracts.common import SYSTEM, Actor
+from contracts.events import ZERO_HASH, EventEnvelope, IncidentOpened, RootCauseConfirmed
 from harness.waiting import wait_for_async
 from projections import incidents
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
 from projections.runner import Projector
-from projections.schema import changes_channel, migrate
+from projections.schema import CREATE_MIGRATIONS_TABLE, MIGRATION_1, MIGRATIONS, changes_channel, migrate, quote_ident
 from projections.synthetic import synthetic_log
 from streams.chain import seal
 from warroom.servers import start_postgres
@@ -43,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 TABLES = {
     "incidents": "id", "timeline": "incident_id, version", "notes": "note_id",
     "alerts": "incident_id, fingerprint", "correlation_runs": "run_id",
-    "correlation_sources": "run_id, source", "findings": "finding_id", "services": "name",
+    "correlation_sources": "run_id, source", "findings": "finding_id", "scorecard": "incident_id", "services": "name",
     "changes": "change_id", "projection_offsets": "projection, topic, partition",
 }
 
@@ -123,11 +124,37 @@ async def test_concurrent_migrations_do_not_race(postgres) -> None:
     pool = await asyncpg.create_pool(postgres.dsn, min_size=4, max_size=4)
     try:
         applied = await asyncio.gather(*(migrate(pool, schema) for _ in range(4)))
-        assert sorted(applied, key=len) == [[], [], [], [1]]
+        assert sorted(applied, key=len) == [[], [], [], [version for version, _ in MIGRATIONS]]
         async with pool.acquire() as conn:
-            assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == 1
+            assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == len(MIGRATIONS)
     finally:
         await pool.close()
+
+
+async def test_a_schema_of_the_first_version_upgrades_in_place_and_goes_on(postgres) -> None:
+    """A live schema built before root causes existed gains them without a rebuild."""
+    schema, incident = unique_name(), uuid.uuid4()
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        s = quote_ident(schema)
+        await conn.execute(CREATE_MIGRATIONS_TABLE.format(s=s) + MIGRATION_1.format(s=s))
+        await conn.execute(f"INSERT INTO {s}.schema_migrations (version) VALUES (1)")
+        # The incident as the first version projected it (version 1: opened).
+        await conn.execute(f"INSERT INTO {s}.incidents (id, title, service, severity, status, version, opened_at) "
+                           "VALUES ($1, 'db slow', 'checkout', 'high', 'open', 1, now())", incident)
+
+        assert await migrate(conn, schema) == [2]
+        event = seal(event_id=uuid.uuid4(), incident_id=incident, version=2,
+                     data=RootCauseConfirmed(service="db", by="alice"), occurred_at=datetime.now(UTC),
+                     recorded_at=datetime.now(UTC), causation_id=uuid.uuid4(), correlation_id=incident,
+                     actor=Actor(kind="user", id="alice"), prev_hash=ZERO_HASH)
+        batch = [LoggedEvent(event, 0, 0, "t.events")]
+        await apply_batch(conn, schema, batch, positions_of(batch))
+        row = await conn.fetchrow(f"SELECT version, root_cause->>'service' AS cause FROM {s}.incidents")
+        assert (row["version"], row["cause"]) == (2, "db")
+        assert await conn.fetchval(f"SELECT service FROM {s}.scorecard WHERE incident_id = $1", incident) == "db"
+    finally:
+        await conn.close()
 
 
 # --- the log, folded ---------------------------------------------------------------

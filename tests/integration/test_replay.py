@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.commands import (
     AcknowledgeIncident, AddNote, AssessImpact, AttachAlert, ChangeSeverity, ChangeStatus, CommandBase,
-    CompleteCorrelation, CompleteCorrelationSource, OpenIncident, RecordFinding, ResolveAlert, StartCorrelation,
-    StartCorrelationSource,
+    CompleteCorrelation, CompleteCorrelationSource, ConfirmRootCause, OpenIncident, RecordFinding, ResolveAlert,
+    StartCorrelation, StartCorrelationSource,
 )
 from contracts.common import Actor, Severity, Status
 from contracts.events import EventEnvelope
@@ -48,8 +48,9 @@ pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"incidents": "id", "timeline": "incident_id, version", "notes": "note_id",
         "alerts": "incident_id, fingerprint", "correlation_runs": "run_id", "correlation_sources": "run_id, source",
-        "findings": "finding_id", "services": "name", "projection_offsets": "projection, topic, partition"}
+        "findings": "finding_id", "scorecard": "incident_id", "services": "name", "projection_offsets": "projection, topic, partition"}
 PEOPLE = [Actor(kind="user", id=name) for name in ("alice", "bob", "chloé")]
+SUSPECTS = ["db", "payments", "checkout", "cache"]
 START = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
 
@@ -96,7 +97,7 @@ class Scenario:
 
     def step(self, incident: UUID) -> list[EventEnvelope]:
         rng, command = self.rng, None
-        match rng.randrange(9):
+        match rng.randrange(10):
             case 0:
                 command = self._command(AcknowledgeIncident, incident)
             case 1 | 2:
@@ -120,6 +121,10 @@ class Scenario:
             case 8:
                 command = self._command(AssessImpact, incident, slo="availability", burn_rate=rng.random() * 20,
                                         error_budget_left=rng.random(), estimated_cost=rng.choice([None, 950.5]))
+            case 9:
+                command = self._command(ConfirmRootCause, incident, service=rng.choice(SUSPECTS),
+                                        signal=rng.choice([None, "latency", "errors"]),
+                                        note=rng.choice([None, "pool exhausted | see runbook"]))
         return self._do(command)
 
     def _correlate(self, incident: UUID) -> list[EventEnvelope]:
@@ -137,8 +142,12 @@ class Scenario:
         if self.rng.random() < 0.7:
             events += self._do(self._command(CompleteCorrelationSource, incident, run_id=run, source="loki",
                                              outcome="timed_out", attempts=3, duration_ms=10_000, error="deadline"))
+            # Hypotheses of both shapes: free-form ones name no service, typed ones do.
+            named = self.rng.sample(SUSPECTS, self.rng.randint(0, 3))
+            hypotheses = [{"rank": n, "service": service, "signal": "latency", "confidence": 0.9 - n / 10,
+                           "path": [service, "checkout"], "evidence": []} for n, service in enumerate(named, 1)]
             events += self._do(self._command(CompleteCorrelation, incident, run_id=run, outcome="partial",
-                                             hypotheses=[{"summary": "bad deploy", "confidence": 0.7}]))
+                                             hypotheses=hypotheses or [{"summary": "bad deploy", "confidence": 0.7}]))
         return events
 
     def _do(self, command: CommandBase) -> list[EventEnvelope]:
@@ -245,6 +254,8 @@ async def test_the_rebuilt_schema_equals_the_live_one_table_by_table(kafka, post
         before = await snapshot(conn, live)
         changes_before = await conn.fetch(f"SELECT change_id, incident_id, version FROM {live}.changes ORDER BY 1")
         assert len(before["incidents"]) > 300 and len(before["timeline"]) == len(events)
+        # Confirmed causes that correlation had first, and ones it had not (columns service, top1).
+        assert {r[11] for r in before["scorecard"] if r[3] is not None} == {True, False}
 
         outcome = await replay(settings, jobs=2)
 
@@ -363,6 +374,9 @@ async def test_verification_finds_a_wrong_row_in_any_table(kafka, postgres, conn
                                f"WHERE run_id = (SELECT run_id FROM {s}.correlation_sources ORDER BY run_id LIMIT 1)",
         "findings": f"UPDATE {s}.findings SET confidence = confidence / 2 "
                     f"WHERE finding_id = (SELECT finding_id FROM {s}.findings ORDER BY finding_id LIMIT 1)",
+        "scorecard": f"UPDATE {s}.scorecard SET top3 = NOT top3 "
+                     f"WHERE incident_id = (SELECT incident_id FROM {s}.scorecard WHERE service IS NOT NULL "
+                     f"ORDER BY incident_id LIMIT 1)",
         "services": f"UPDATE {s}.services SET status = 'operational' WHERE status <> 'operational'",
         "projection_offsets": f"UPDATE {s}.projection_offsets SET next_offset = next_offset - 1 WHERE partition = 0",
     }

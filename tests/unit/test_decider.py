@@ -20,6 +20,7 @@ from contracts.commands import (
     CommandBase,
     CompleteCorrelation,
     CompleteCorrelationSource,
+    ConfirmRootCause,
     OpenIncident,
     RecordFinding,
     ResolveAlert,
@@ -40,6 +41,7 @@ from contracts.events import (
     IncidentAcknowledged,
     IncidentOpened,
     NoteAdded,
+    RootCauseConfirmed,
     SeverityChanged,
     StatusChanged,
 )
@@ -86,6 +88,7 @@ HISTORY: dict[Status, list[EventData]] = {
 FIRING_A = AlertAttached(fingerprint="a", alertname="HighErrorRate", starts_at=T0)
 FIRING_B = AlertAttached(fingerprint="b", alertname="HighLatency", starts_at=T0)
 RUN_STARTED = CorrelationStarted(run_id=RUN, sources=["prometheus", "loki"])
+DB_LATENCY = RootCauseConfirmed(service="db", signal="latency", by="bob")
 
 
 def state_after(events: list[EventData]):
@@ -167,6 +170,7 @@ CASES = [
           (ResolveAlert, {"fingerprint": "a", "ends_at": T0}),
           (StartCorrelation, {"run_id": RUN, "sources": []}),
           (AssessImpact, {"slo": "avail", "burn_rate": 1, "error_budget_left": 0.5}),
+          (ConfirmRootCause, {"service": "db"}),
       ]],
     # expected_version
     ("stale expected_version", [OPENED, FIRING_A],
@@ -286,6 +290,32 @@ CASES = [
          estimated_cost=120.0, window="1h"),
      [ImpactAssessed(slo="availability", burn_rate=14.4, error_budget_left=0.62,
                      estimated_cost=120.0, window="1h")]),
+    # root cause
+    ("confirm a root cause", [OPENED],
+     cmd(ConfirmRootCause, service="db", signal="latency", note="pool exhausted"),
+     [RootCauseConfirmed(service="db", signal="latency", note="pool exhausted", by="alice")]),
+    ("confirm a root cause without a signal", HISTORY[Status.INVESTIGATING],
+     cmd(ConfirmRootCause, service="db"), [RootCauseConfirmed(service="db", by="alice")]),
+    ("confirm a root cause after resolution", HISTORY[Status.RESOLVED],
+     cmd(ConfirmRootCause, service="db", signal="latency"),
+     [RootCauseConfirmed(service="db", signal="latency", by="alice")]),
+    ("the same cause again, by someone else, is a no-op", [OPENED, DB_LATENCY],
+     cmd(ConfirmRootCause, service="db", signal="latency"), []),
+    ("another service supersedes", [OPENED, DB_LATENCY],
+     cmd(ConfirmRootCause, service="payments", signal="errors"),
+     [RootCauseConfirmed(service="payments", signal="errors", by="alice", supersedes="db")]),
+    ("the same service with another signal supersedes", [OPENED, DB_LATENCY],
+     cmd(ConfirmRootCause, service="db", signal="saturation"),
+     [RootCauseConfirmed(service="db", signal="saturation", by="alice", supersedes="db")]),
+    ("the same cause with a note is a new confirmation", [OPENED, DB_LATENCY],
+     cmd(ConfirmRootCause, service="db", signal="latency", note="failover took 4 min"),
+     [RootCauseConfirmed(service="db", signal="latency", note="failover took 4 min", by="alice",
+                         supersedes="db")]),
+    ("a blank service", [OPENED], cmd(ConfirmRootCause, service="  "), ("validation_error", "service")),
+    ("a blank signal", [OPENED], cmd(ConfirmRootCause, service="db", signal=" "),
+     ("validation_error", "signal")),
+    ("confirming checks expected_version", [OPENED, FIRING_A],
+     cmd(ConfirmRootCause, service="db", expected_version=1), ("version_conflict", "expected_version")),
     ("impact must be finite", [OPENED],
      cmd(AssessImpact, slo="availability", burn_rate=float("inf"), error_budget_left=0.1),
      ("validation_error", "burn_rate")),
@@ -411,6 +441,8 @@ COMMANDS = st.one_of(
     _command(RecordFinding, run_id=RUNS, finding_id=st.uuids(), source=SOURCES,
              kind=st.just("k"), summary=st.just("s"), confidence=st.floats(0, 1)),
     _command(CompleteCorrelation, run_id=RUNS, outcome=st.sampled_from(["succeeded", "failed"])),
+    _command(ConfirmRootCause, service=st.sampled_from(["db", "payments"]),
+             signal=st.sampled_from([None, "latency"]), note=st.sampled_from([None, "pool"])),
 )
 
 
@@ -425,6 +457,10 @@ def test_deciding_again_on_the_evolved_state_yields_nothing(commands: list[Comma
         except Rejected:
             continue
         assert decide(command, decision.state) == []
+        if isinstance(command, ConfirmRootCause):
+            # The same cause confirmed again by anyone, not only this command redelivered.
+            again = command.model_copy(update={"command_id": uuid5(command.command_id, "again")})
+            assert decide(again, decision.state) == []
         state, log = decision.state, log + decision.events
     assert [e.version for e in log] == list(range(1, len(log) + 1))
     assert verify(log).valid

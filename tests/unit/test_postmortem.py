@@ -12,8 +12,9 @@ from contracts.common import Actor, Severity, Status
 from contracts.events import (
     ZERO_HASH, AlertAttached, AlertResolved, CorrelationCompleted, CorrelationSourceCompleted,
     CorrelationSourceStarted, CorrelationStarted, EventData, EventEnvelope, FindingRecorded, ImpactAssessed,
-    IncidentAcknowledged, IncidentOpened, NoteAdded, SeverityChanged, StatusChanged,
+    IncidentAcknowledged, IncidentOpened, NoteAdded, RootCauseConfirmed, SeverityChanged, StatusChanged,
 )
+from contracts.hypotheses import Hypothesis
 from projections.postmortem import build, to_json
 from projections.postmortem_markdown import TO_WRITE, duration, render
 from streams.chain import seal
@@ -27,7 +28,9 @@ SYSTEM = Actor(kind="system", id="warroom")
 QUERY = 'sum(rate(http_requests_total{service="checkout",status=~"5.."}[5m]))'
 
 
-def script() -> list[EventEnvelope]:
+def script(*later: tuple[timedelta, Actor, EventData],
+           hypotheses: list | None = None) -> list[EventEnvelope]:
+    """The incident's life; `hypotheses` replace the run's, `later` steps follow its resolution."""
     steps: list[tuple[timedelta, Actor, EventData]] = [
         (timedelta(0), PAGER, IncidentOpened(title="Checkout 5xx above 5%", service="checkout",
                                              severity=Severity.HIGH, description="Alert HighErrorRate fired")),
@@ -48,7 +51,7 @@ def script() -> list[EventEnvelope]:
             summary="error rate 12% above 5% over 5m", confidence=0.9, changed_at=T0 - timedelta(minutes=3),
             evidence={"query": QUERY, "window": "5m", "value": 0.12, "threshold": 0.05,
                       "link": "http://prometheus:9090/graph?g0.expr=x", "series": [1, 2]})),
-        (timedelta(seconds=6), SYSTEM, CorrelationCompleted(run_id=RUN, outcome="partial", hypotheses=[
+        (timedelta(seconds=6), SYSTEM, CorrelationCompleted(run_id=RUN, outcome="partial", hypotheses=hypotheses or [
             {"rank": 1, "summary": "Error spike: error rate 12% above 5% over 5m", "confidence": 0.9}])),
         (timedelta(minutes=2, seconds=10), BOB, IncidentAcknowledged(by="bob")),
         (timedelta(minutes=4), BOB, SeverityChanged(from_=Severity.HIGH, to=Severity.CRITICAL,
@@ -62,6 +65,7 @@ def script() -> list[EventEnvelope]:
                                                       reason="all alerts resolved")),
         (timedelta(minutes=42), ALICE, StatusChanged(from_=Status.MITIGATED, to=Status.RESOLVED,
                                                      reason="error rate normal for 25m")),
+        *later,
     ]
     events, prev = [], ZERO_HASH
     for version, (after, actor, fact) in enumerate(steps, start=1):
@@ -112,8 +116,55 @@ def test_findings_show_their_evidence_queries_and_hypotheses_are_ranked() -> Non
     assert f"Query: `{QUERY}`" in text
     assert "Link: http://prometheus:9090/graph?g0.expr=x" in text
     assert "| loki | unavailable | 3 | 3000 ms | connection refused |" in text
-    assert "1. Error spike: error rate 12% above 5% over 5m (confidence 0.90)" in text
+    assert "| 1 | — | — | — | 0.90 | — | Error spike: error rate 12% above 5% over 5m |" in text
     assert f"- prometheus: `{QUERY}`" in text
+
+
+TYPED = [Hypothesis(rank=1, service="payments-db", signal="latency", confidence=0.87,
+                    path=["payments-db", "payments", "checkout"], started_at=T0 - timedelta(minutes=4),
+                    summary="p95 latency 40 ms → 900 ms").model_dump(mode="json"),
+         Hypothesis(rank=2, service="checkout", signal="errors", confidence=0.9, path=["checkout"]).model_dump(mode="json")]
+
+
+def test_the_confirmed_root_cause_and_how_correlation_did() -> None:
+    events = script((timedelta(hours=2), ALICE, RootCauseConfirmed(
+        service="payments-db", signal="latency", note="pool of 10 | exhausted", by="alice")), hypotheses=TYPED)
+    pm = build(events)
+    text = render(pm)
+    assert "\n## Root cause\n" in text.split("## Impact")[0]
+    assert "| Confirmed cause | **payments-db (latency)** |" in text
+    assert "| Confirmed by | alice at 2025-04-02 16:00:00 UTC (version 17) |" in text
+    assert "| Note | pool of 10 \\| exhausted |" in text
+    assert f"| Correlation | correlation had it first (top-1; run `{str(RUN)[:8]}`, the latest before the " \
+           "confirmation) |" in text
+    assert "| First hypothesis naming it | 6s after opening" in text
+    assert "The root cause was confirmed as **payments-db (latency)** by alice; correlation had it first" in text
+    # It stands out in the timeline, and the hypothesis it matches is marked.
+    assert "| alice | **Root cause confirmed by alice: payments-db (latency). pool of 10 \\| exhausted** |" in text
+    assert ("| 1 | **payments-db** (confirmed) | latency | payments-db → payments → checkout | 0.87 "
+            "| 2025-04-02 13:56:00 UTC | p95 latency 40 ms → 900 ms |") in text
+    assert "| 2 | checkout | errors | checkout | 0.90 | — | — |" in text
+    data = to_json(pm)
+    assert data["root_cause"] == {
+        "service": "payments-db", "signal": "latency", "note": "pool of 10 | exhausted", "confirmed_by": "alice",
+        "confirmed_at": "2025-04-02T16:00:00Z", "version": 17, "supersedes": None, "run_id": str(RUN), "rank": 1,
+        "top1": True, "top3": True, "first_named_run_id": str(RUN), "first_named_at": "2025-04-02T14:00:06Z",
+        "time_to_first_hypothesis_s": 6.0}
+
+
+def test_a_cause_correlation_missed_or_ranked_lower_says_so() -> None:
+    second = script((timedelta(hours=2), BOB, RootCauseConfirmed(service="checkout", by="bob")), hypotheses=TYPED)
+    assert "correlation had it in its top 3 (rank 2;" in render(build(second))
+    missed = script((timedelta(hours=2), BOB, RootCauseConfirmed(service="search", by="bob")), hypotheses=TYPED)
+    text = render(build(missed))
+    assert f"correlation did not name it (run `{str(RUN)[:8]}`" in text and "| no run named it |" in text
+    old_shape = render(build(script((timedelta(hours=2), BOB, RootCauseConfirmed(service="checkout", by="bob")))))
+    assert "correlation did not name it" in old_shape
+    superseding = build(script((timedelta(hours=2), BOB, RootCauseConfirmed(service="checkout", by="bob")),
+                               (timedelta(hours=3), ALICE, RootCauseConfirmed(
+                                   service="payments-db", by="alice", supersedes="checkout")), hypotheses=TYPED))
+    assert superseding.root_cause["supersedes"] == "checkout" and superseding.root_cause["top1"]
+    assert "| Replaced | checkout |" in render(superseding)
 
 
 def test_header_tells_severity_history_and_that_the_chain_is_intact() -> None:

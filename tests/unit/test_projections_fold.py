@@ -108,6 +108,16 @@ def test_alert_count_and_impact():
     assert row["impact"]["slo"] == "avail" and row["impact"]["assessed_at"] == iso(T0)
 
 
+def test_the_confirmed_root_cause_is_on_the_incident_and_the_latest_one_stands():
+    row = fold(event(1, OPENED), event(2, ev.RootCauseConfirmed(service="db", signal="latency", by="bob"),
+                                       at=timedelta(minutes=3)),
+               event(3, ev.RootCauseConfirmed(service="payments", note="retry storm", by="eve", supersedes="db"),
+                     at=timedelta(minutes=5)))
+    assert row["root_cause"] == {"service": "payments", "signal": None, "note": "retry storm", "confirmed_by": "eve",
+                                 "confirmed_at": iso(T0 + timedelta(minutes=5)), "version": 3, "supersedes": "db"}
+    assert fold(event(1, OPENED))["root_cause"] is None
+
+
 def test_events_of_an_incident_never_opened_leave_no_row():
     assert incidents.evolve(None, event(2, ev.IncidentAcknowledged(by="bob"))) is None
 
@@ -138,8 +148,16 @@ def test_summary_is_json_ready():
                                    attempts=0, duration_ms=0), "kubernetes unavailable"),
     (ev.CorrelationCompleted(run_id=uuid.uuid4(), outcome="succeeded", hypotheses=[{"title": "bad deploy"}]),
      "Correlation succeeded; top hypothesis: bad deploy"),
+    (ev.CorrelationCompleted(run_id=uuid.uuid4(), outcome="succeeded", hypotheses=[
+        {"rank": 1, "service": "db", "signal": "latency", "confidence": 0.8, "path": ["db", "payments", "checkout"]}]),
+     "Correlation succeeded; top hypothesis: db (latency) via db → payments → checkout"),
     (ev.ImpactAssessed(slo="avail", burn_rate=14.4, error_budget_left=0.63),
      "SLO avail: burn rate 14.4×, 63% error budget left"),
+    (ev.RootCauseConfirmed(service="db", signal="latency", by="bob"), "Root cause confirmed by bob: db (latency)"),
+    (ev.RootCauseConfirmed(service="payments", by="bob", supersedes="db", note="it was the\nretry storm"),
+     "Root cause confirmed by bob: payments, replacing db. it was the retry storm"),
+    (ev.RootCauseConfirmed(service="db", by="eve", supersedes="db", note="failover took 4 min"),
+     "Root cause confirmed again by eve: db. failover took 4 min"),
 ])
 def test_timeline_sentences(data, sentence):
     assert timeline.summarize(event(1, data)) == sentence

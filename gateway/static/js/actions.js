@@ -1,6 +1,6 @@
 // What a responder can do from the incident view: acknowledge, change status, add a
-// note, start a correlation run. Each command answers with the incident's new version,
-// or a problem the page explains.
+// note, start a correlation run, confirm the root cause. Each command answers with the
+// incident's new version, or a problem the page explains.
 
 import { h } from "./dom.js";
 import { label, shortId } from "./format.js";
@@ -12,6 +12,11 @@ const MOVES = {
   mitigated: { investigating: false, resolved: false },
   resolved: { investigating: true },
 };
+
+/** "db (latency)", or "db" when no signal was named. */
+function causeText({ service, signal }) {
+  return signal ? `${service} (${signal})` : service;
+}
 
 export function conflictMessage(error) {
   return `Someone changed this incident (now ${error.currentStatus ?? "changed"}, version ${error.currentVersion ?? "?"}). `
@@ -46,6 +51,31 @@ export class Actions {
     this.noteButton = h("button", { type: "submit" }, "Add note");
     this.noteForm = h("form", { class: "note-form", novalidate: true, onsubmit: (e) => this.addNote(e) },
       h("label", { for: "note-text" }, "Add a note"), this.noteText, this.noteButton);
+
+    // Confirming a root cause: one click on a hypothesis (`confirmButton`), or this form for
+    // a service no hypothesis names. Its messages show beside it, not at the top.
+    this.causeMessage = h("p", { class: "action-message", role: "status", "aria-live": "polite" });
+    this.causeProblem = h("p", { class: "action-problem", role: "alert" });
+    this.causeService = h("input", { id: "cause-service", name: "service", type: "text", maxlength: 200,
+      autocomplete: "off", required: true, list: "services" });
+    this.causeSignal = h("input", { id: "cause-signal", name: "signal", type: "text", maxlength: 100,
+      autocomplete: "off", list: "signals" });
+    this.causeNote = h("input", { id: "cause-note", name: "note", type: "text", maxlength: 2000, autocomplete: "off" });
+    this.causeButton = h("button", { type: "submit", class: "secondary" }, "Confirm cause");
+    this.causeForm = mayRespond
+      ? h("form", { class: "cause-form", "aria-label": "Confirm another root cause", novalidate: true,
+        onsubmit: (e) => this.confirmOther(e) },
+        h("p", { class: "cause-form-title" }, "Not among the hypotheses?"),
+        h("div", { class: "field" }, h("label", { for: "cause-service" }, "Service at fault"), this.causeService),
+        h("div", { class: "field" },
+          h("label", { for: "cause-signal" }, "Signal ", h("span", { class: "hint" }, "(optional)")), this.causeSignal),
+        h("div", { class: "field grow" },
+          h("label", { for: "cause-note" }, "Note ", h("span", { class: "hint" }, "(optional)")), this.causeNote),
+        this.causeButton,
+        h("datalist", { id: "signals" },
+          ["latency", "errors", "traffic", "saturation", "restarts", "deploys"].map((s) => h("option", { value: s }))),
+        this.causeProblem, this.causeMessage)
+      : h("p", { class: "muted small" }, "Responders confirm the root cause here.");
 
     this.element = h("section", { class: "actions", "aria-labelledby": "actions-title" },
       h("h3", { id: "actions-title", class: "visually-hidden" }, "Actions"),
@@ -84,32 +114,32 @@ export class Actions {
   }
 
   clearMessages() {
-    this.message.textContent = "";
-    this.problem.textContent = "";
+    for (const el of [this.message, this.problem, this.causeMessage, this.causeProblem]) el.textContent = "";
   }
 
-  async run(button, what, send, done = (body) => `${what}: done (version ${body.version}).`) {
+  async run(button, what, send, done = (body) => `${what}: done (version ${body.version}).`,
+    { message = this.message, problem = this.problem } = {}) {
     this.clearMessages();
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
     try {
       const { status, body } = await send();
       if (status === 202 && body.command_id && !body.run_id) {
-        this.message.textContent = `${what}: sent; the outcome is not known yet, the page updates when it is.`;
+        message.textContent = `${what}: sent; the outcome is not known yet, the page updates when it is.`;
       } else {
-        this.message.textContent = done(body);
+        message.textContent = done(body);
         if (body.version) this.settled(body.version);
       }
       return true;
     } catch (error) {
       if (error.code === "version_conflict") {
-        this.problem.textContent = conflictMessage(error);
+        problem.textContent = conflictMessage(error);
         this.stale(error.currentVersion);
       } else if (error.code === "invalid_transition") {
-        this.problem.textContent = `${what}: ${error.describe()}`;
+        problem.textContent = `${what}: ${error.describe()}`;
         this.stale(error.currentVersion);
       } else {
-        this.problem.textContent = `${what} failed: ${error.describe ? error.describe() : error}`;
+        problem.textContent = `${what} failed: ${error.describe ? error.describe() : error}`;
       }
       return false;
     } finally {
@@ -165,5 +195,41 @@ export class Actions {
     const done = await this.run(this.noteButton, "Note",
       () => this.api.post(`/v1/incidents/${incident.id}/notes`, { text }));
     if (done) this.noteText.value = "";
+  }
+
+  /** The one-click confirm of a hypothesis that names a service; null for viewers, and
+   *  for the hypothesis already confirmed (confirming it again would change nothing). */
+  confirmButton(hypothesis, confirmed) {
+    if (!this.mayRespond || confirmed) return null;
+    const button = h("button", {
+      type: "button", class: "small-button", "aria-label": `Confirm ${causeText(hypothesis)} as the root cause`,
+      onclick: () => this.confirm(button, { service: hypothesis.service, signal: hypothesis.signal || undefined }),
+    }, "Confirm");
+    return button;
+  }
+
+  confirm(button, body) {
+    const incident = this.current();
+    return this.run(button, "Root cause", () => this.api.post(`/v1/incidents/${incident.id}/root-cause`, body),
+      (answer) => `Root cause ${causeText(body)} confirmed (version ${answer.version}).`,
+      { message: this.causeMessage, problem: this.causeProblem });
+  }
+
+  async confirmOther(event) {
+    event.preventDefault();
+    const service = this.causeService.value.trim();
+    if (!service) {
+      this.clearMessages();
+      this.causeProblem.textContent = "Name the service that caused the incident.";
+      this.causeService.focus();
+      return;
+    }
+    const body = { service };
+    const signal = this.causeSignal.value.trim();
+    const note = this.causeNote.value.trim();
+    if (signal) body.signal = signal;
+    if (note) body.note = note;
+    const done = await this.confirm(this.causeButton, body);
+    if (done) this.causeService.value = this.causeSignal.value = this.causeNote.value = "";
   }
 }

@@ -1,5 +1,5 @@
-// One incident in full: header, actions, overview, impact, correlation, findings, alerts,
-// notes and timeline. Stream messages about it update the header at once and refetch
+// One incident in full: header, actions, overview, impact, root cause, correlation,
+// findings, alerts, notes and timeline. Stream messages about it update the header at once and refetch
 // only the parts that event type can change.
 
 import { Actions } from "./actions.js";
@@ -45,6 +45,7 @@ export class IncidentView {
     this.runs = [];
     this.findings = [];
     this.missing = false;
+    this.drawnCause = undefined;
     this.openDetails.clear();
     if (!id) {
       fill(this.root, this.emptyText);
@@ -180,6 +181,11 @@ export class IncidentView {
       settled: (version) => this.syncIncident().then(() => this.ensureVersion(version)),
       stale: (version) => this.ensureVersion(version),
     });
+    // The confirmed cause is redrawn as the incident changes; the form beside it is not,
+    // so what someone is typing there survives every change that arrives meanwhile.
+    this.parts.cause = h("div", { class: "section-body" });
+    const cause = h("section", { class: "panel panel-cause", "aria-labelledby": "cause-title" },
+      h("h3", { id: "cause-title" }, "Root cause"), this.parts.cause, this.actions.causeForm);
     this.body = h("div", { class: "incident-body" },
       h("div", { class: "column" },
         section("overview", "Overview"),
@@ -187,6 +193,7 @@ export class IncidentView {
         section("alerts", "Alerts"),
         section("notes", "Notes")),
       h("div", { class: "column wide" },
+        cause,
         section("correlation", "Correlation"),
         section("findings", "Findings"),
         section("timeline", "Timeline", h("p", { class: "muted small" }, "Newest first"))));
@@ -215,11 +222,19 @@ export class IncidentView {
           badge("status", incident.status), " ", badge("severity", incident.severity), " ",
           h("span", null, incident.service), " ",
           h("span", { class: "version", dataset: { version: incident.version } }, `version ${incident.version}`), " ",
-          h("span", { class: "muted", title: incident.id }, `#${shortId(incident.id)}`));
+          h("span", { class: "muted", title: incident.id }, `#${shortId(incident.id)}`),
+          incident.root_cause
+            ? [" ", h("span", { class: "badge cause", dataset: { cause: incident.root_cause.service } },
+              `Root cause: ${incident.root_cause.service}`)]
+            : null);
         this.actions.sync(incident);
         this.actions.element.hidden = false;
         fill(this.parts.overview, sections.overview(incident));
         fill(this.parts.impact, sections.impact(incident));
+        fill(this.parts.cause, sections.rootCause(incident));
+        // The hypotheses mark the confirmed one: redraw them when it changes.
+        const cause = JSON.stringify(incident.root_cause ?? null);
+        if (cause !== this.drawnCause) dirty.add("correlation");
       }
       this.body.hidden = this.missing;
       this.actions.element.hidden = this.missing || !incident;
@@ -231,7 +246,13 @@ export class IncidentView {
       fill(this.parts.notes, sections.notes(this.entries));
       fill(this.parts.timeline, sections.timeline(this.entries));
     }
-    if (dirty.has("correlation")) this.restoring(this.parts.correlation, () => sections.correlation(this.runs));
+    if (dirty.has("correlation")) {
+      this.drawnCause = JSON.stringify(incident?.root_cause ?? null);
+      this.restoring(this.parts.correlation, () => sections.correlation(this.runs, {
+        cause: incident?.root_cause ?? null,
+        confirmButton: (hypothesis, confirmed) => this.actions.confirmButton(hypothesis, confirmed),
+      }));
+    }
     if (dirty.has("findings")) this.restoring(this.parts.findings, () => sections.findings(this.findings));
   }
 

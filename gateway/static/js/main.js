@@ -5,6 +5,7 @@ import { createApi } from "./api.js";
 import { h } from "./dom.js";
 import { IncidentView } from "./incident.js";
 import { IncidentList } from "./list.js";
+import { ScorecardView } from "./scorecard.js";
 import { claims, clearToken, expired, loadToken, mayRespond, saveToken } from "./session.js";
 import { IncidentStore } from "./store.js";
 import { LiveStream } from "./stream.js";
@@ -23,6 +24,7 @@ const CONNECTION_TEXT = {
 const store = new IncidentStore();
 let list = null;
 let view = null;
+let scorecard = null;
 let stream = null;
 
 // -- messages ------------------------------------------------------------------------------
@@ -59,6 +61,7 @@ function showConnection(state) {
 function showSignIn(message = "") {
   $("dashboard").hidden = true;
   $("who").hidden = true;
+  $("views").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-message").textContent = message;
   showConnection("offline");
@@ -101,6 +104,7 @@ function signOut(message = "") {
   clearToken();
   clearReports();
   view.show(null);
+  scorecard.show(false);
   store.clear();
   list.clear();
   showSignIn(message);
@@ -113,7 +117,7 @@ function start(token, who) {
     // A late answer to a previous session's request must not sign out this one.
     if (list.api === api) signOut(`Signed out: the gateway refused the token (${error.describe()}).`);
   });
-  list.api = view.api = api;
+  list.api = view.api = scorecard.api = api;
   view.mayRespond = mayRespond(who);
   stream = new LiveStream({
     token,
@@ -131,14 +135,16 @@ function start(token, who) {
       store.put(change.incident);
       list.changed(store.get(change.incident_id), change.type === "IncidentOpened");
       view.changed(change);
+      scorecard.changed(change);
     },
-    onReset: () => Promise.all([list.reload({ again: true }), view.refresh()]),
+    onReset: () => Promise.all([list.reload({ again: true }), view.refresh(), scorecard.refresh()]),
     probe: () => api.get("/v1/incidents", { limit: 1 }),
   });
 
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("who").hidden = false;
+  $("views").hidden = false;
   $("who-name").textContent = `${who.sub} (${who.roles.join(", ") || "no roles"})`;
   // Stream first: whatever changes while the first page loads is applied on top of it.
   stream.start();
@@ -146,14 +152,21 @@ function start(token, who) {
   route(false);
 }
 
-// -- which incident is open: #/incidents/<id> ------------------------------------------------------
+// -- what is shown beside the list: #/incidents/<id>, or #/scorecard ---------------------------------
 
 function route(byPerson) {
   if (!stream) return;
+  const onScorecard = location.hash === "#/scorecard";
   const match = /^#\/incidents\/([0-9a-f-]{36})$/i.exec(location.hash);
   const id = match ? match[1].toLowerCase() : null;
+  $("incident").hidden = onScorecard;
+  for (const [link, current] of [["view-incidents", !onScorecard], ["view-scorecard", onScorecard]]) {
+    if (current) $(link).setAttribute("aria-current", "page");
+    else $(link).removeAttribute("aria-current");
+  }
   list.select(id);
   view.show(id, { focus: byPerson && id !== null });
+  scorecard.show(onScorecard, { focus: byPerson });
 }
 
 // -- boot ---------------------------------------------------------------------------------------
@@ -161,6 +174,7 @@ function route(byPerson) {
 function boot() {
   list = new IncidentList({ api: null, store, report });
   view = new IncidentView({ api: null, store, mayRespond: false, report });
+  scorecard = new ScorecardView({ api: null, report });
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => signOut("Signed out."));
   window.addEventListener("hashchange", () => route(true));

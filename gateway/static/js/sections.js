@@ -51,20 +51,25 @@ export function impact(incident) {
 
 // -- correlation -----------------------------------------------------------------------
 
-/** Runs newest first; the latest in full, earlier ones folded away. */
-export function correlation(runs) {
+/**
+ * Runs newest first; the latest in full, earlier ones folded away. `cause` is the
+ * incident's confirmed root cause; `confirmButton(hypothesis, confirmed)` gives the
+ * one-click confirm of a hypothesis, or null where the person may not confirm.
+ */
+export function correlation(runs, { cause = null, confirmButton = () => null } = {}) {
   if (!runs.length) return h("p", { class: "muted" }, "No correlation run yet.");
   const [latest, ...earlier] = runs;
+  const draw = (r) => run(r, { cause, confirmButton });
   return [
-    run(latest),
+    draw(latest),
     earlier.length
       ? h("details", { class: "earlier-runs", dataset: { key: "earlier-runs" } },
-        h("summary", null, `Earlier runs (${earlier.length})`), earlier.map(run))
+        h("summary", null, `Earlier runs (${earlier.length})`), earlier.map(draw))
       : null,
   ];
 }
 
-function run(r) {
+function run(r, options) {
   const state = r.state === "completed" ? r.outcome || "completed" : r.state;
   return h("article", { class: "run", dataset: { runId: r.run_id, state } },
     h("p", { class: "run-head" },
@@ -76,7 +81,7 @@ function run(r) {
       h("thead", null, h("tr", null,
         ["Source", "State", "Attempts", "Duration"].map((name) => h("th", { scope: "col" }, name)))),
       r.sources.map((s) => source(s, r.run_id))),
-    hypotheses(r.hypotheses));
+    hypotheses(r.hypotheses, options));
 }
 
 /** One source: a row of facts, and under it, full width, its error or its queries. */
@@ -102,14 +107,57 @@ function source(s, runId) {
     detail.length ? h("tr", { class: "source-detail" }, h("td", { colspan: 4 }, detail)) : null);
 }
 
-function hypotheses(list) {
+function hypotheses(list, { cause, confirmButton }) {
   if (!list || !list.length) return null;
   return h("div", { class: "hypotheses" },
     h("h4", null, "Hypotheses"),
-    h("ol", null, list.map((hyp) => h("li", null,
-      h("span", { class: "confidence" }, percent(hyp.confidence)), " ",
-      hyp.summary || hyp.title || hyp.category || "hypothesis",
-      hyp.sources?.length ? h("span", { class: "muted" }, ` — ${hyp.sources.join(", ")}`) : null))));
+    h("ol", null, list.map((hyp) => hypothesis(hyp, cause, confirmButton))));
+}
+
+/**
+ * One hypothesis: its suspect service, the signal that moved there, its confidence and
+ * its path to the symptom. Hypotheses of older runs carry only a sentence.
+ */
+function hypothesis(hyp, cause, confirmButton) {
+  const service = typeof hyp.service === "string" && hyp.service ? hyp.service : null;
+  const confirmed = Boolean(service && cause && cause.service === service);
+  const text = hyp.summary || hyp.title || (service ? null : hyp.category || "hypothesis");
+  const changed = hyp.started_at || hyp.changed_at;
+  return h("li", { class: confirmed ? "hypothesis confirmed" : "hypothesis",
+    dataset: { service: service ?? "", confirmed: confirmed ? "true" : "false" } },
+  h("p", { class: "hypothesis-head" },
+    h("span", { class: "confidence" }, percent(hyp.confidence)),
+    service ? h("strong", { class: "suspect" }, service) : null,
+    hyp.signal ? badge("signal", hyp.signal) : null,
+    confirmed ? h("span", { class: "badge cause" }, "Confirmed cause") : null,
+    service ? confirmButton(hyp, confirmed) : null),
+  path(hyp.path),
+  text ? h("p", { class: "hypothesis-text" }, text) : null,
+  changed || hyp.sources?.length
+    ? h("p", { class: "muted small" }, changed ? ["Changed at ", when(changed)] : null,
+      hyp.sources?.length ? `${changed ? " · " : ""}${hyp.sources.join(", ")}` : null)
+    : null);
+}
+
+/** suspect → … → symptom service, as the service graph connects them. */
+function path(services) {
+  if (!Array.isArray(services) || !services.length) return null;
+  return h("p", { class: "path", "aria-label": `Path: ${services.join(", then ")}` },
+    services.map((name, i) => [i ? h("span", { class: "arrow", "aria-hidden": "true" }, " → ") : null,
+      h("code", null, name)]));
+}
+
+// -- root cause ------------------------------------------------------------------------
+
+/** The confirmed root cause, or that there is none yet. */
+export function rootCause(incident) {
+  const c = incident.root_cause;
+  if (!c) return h("p", { class: "muted", dataset: { rootCause: "" } }, "Not confirmed yet.");
+  const replaced = c.supersedes && c.supersedes !== c.service ? ` · replaced ${c.supersedes}` : "";
+  return h("div", { class: "root-cause", dataset: { rootCause: c.service } },
+    h("p", { class: "cause" }, h("strong", null, c.service), c.signal ? [" ", badge("signal", c.signal)] : null),
+    h("p", { class: "muted small" }, `Confirmed by ${c.confirmed_by} · `, when(c.confirmed_at), replaced),
+    c.note ? h("p", { class: "note-text" }, c.note) : null);
 }
 
 // -- findings --------------------------------------------------------------------------

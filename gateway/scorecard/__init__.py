@@ -1,0 +1,1 @@
+"""The scorecard: how often correlation named the root causes people confirmed."""

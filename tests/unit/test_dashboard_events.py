@@ -1,0 +1,19 @@
+"""The dashboard listens for every event type the log can hold.
+
+An EventSource only delivers the `event:` names it registered for; a type missing from
+`stream.js` would never reach an open page, however live the stream."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from contracts.events import EVENT_TYPES
+
+STREAM_JS = Path(__file__).resolve().parents[2] / "gateway" / "static" / "js" / "stream.js"
+
+
+def test_the_page_subscribes_to_every_event_type() -> None:
+    listed = re.search(r"export const EVENT_TYPES = \[(.*?)\];", STREAM_JS.read_text(), re.S)
+    assert listed, "EVENT_TYPES not found in stream.js"
+    assert re.findall(r'"(\w+)"', listed.group(1)) == list(EVENT_TYPES)
