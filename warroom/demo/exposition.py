@@ -22,15 +22,18 @@ from warroom.demo.shop import Shop
 
 
 class ShopCollector:
-    """A custom collector: each scrape first brings the shop up to the clock's time."""
+    """A custom collector: each scrape first brings the shop up to the clock's time
+    (through `catch_up`, by default `Shop.advance`)."""
 
-    def __init__(self, shop: Shop, lock: threading.Lock, clock: Callable[[], float]) -> None:
+    def __init__(self, shop: Shop, lock: threading.Lock, clock: Callable[[], float],
+                 catch_up: Callable[[float], object] | None = None) -> None:
         self.shop, self.lock, self.clock = shop, lock, clock
+        self.catch_up = catch_up or shop.advance
 
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             now = self.clock()
-            self.shop.advance(now)
+            self.catch_up(now)
             yield from families(self.shop, now)
 
 
@@ -65,10 +68,11 @@ def families(shop: Shop, now: float) -> list[Metric]:
     return [requests, durations, started, cpu, build, calls, failed]
 
 
-def registry_for(shop: Shop, lock: threading.Lock, clock: Callable[[], float]) -> CollectorRegistry:
+def registry_for(shop: Shop, lock: threading.Lock, clock: Callable[[], float],
+                 catch_up: Callable[[float], object] | None = None) -> CollectorRegistry:
     """A registry holding only the shop's metrics (no collector of this Python process)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ShopCollector(shop, lock, clock))
+    registry.register(ShopCollector(shop, lock, clock, catch_up))
     return registry
 
 

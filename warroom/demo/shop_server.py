@@ -34,33 +34,24 @@ MAX_BODY = 4096
 PROBLEM = "application/problem+json"
 
 
-class ShopServer:
-    """The shop, its schedule (None: faults only by hand) and the HTTP server around them."""
+class LiveShop:
+    """The shop on a clock, with its schedule (None: faults only by hand), safe to use
+    from several threads."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int = 0, scheduled: bool = True,
-                 clock: Callable[[], float] = time.time, schedule: Schedule | None = None) -> None:
+    def __init__(self, *, seed: int = 0, scheduled: bool = True, clock: Callable[[], float] = time.time,
+                 schedule: Schedule | None = None) -> None:
         self.clock = clock
         now = clock()
         self.lock = threading.Lock()
         self.shop = Shop(now, seed=seed)
         self.schedule = schedule or (Schedule(now) if scheduled else None)
-        self.registry = registry_for(self.shop, self.lock, clock)
-        self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
-        self.host, self.port = self._httpd.server_address[:2]
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    # -- what the endpoints do --------------------------------------------------------
+        self.registry = registry_for(self.shop, self.lock, clock, self._catch_up)
 
     def state(self) -> dict[str, Any]:
+        """Every service's version, start time, fault and whether it is up; the next scheduled action."""
         with self.lock:
             now = self.clock()
-            self.shop.advance(now)
+            self._catch_up(now)
             return self._state(now)
 
     def _state(self, now: float) -> dict[str, Any]:
@@ -74,22 +65,27 @@ class ShopServer:
         return {"services": services, "next_scheduled": upcoming}
 
     def fault(self, service: str, kind: str) -> dict[str, Any]:
-        """Inject `kind` on `service` now, by hand; UnknownFault for anything else."""
+        """Inject `kind` on `service` now, by hand, and return the state; UnknownFault for
+        anything the shop does not have."""
         with self.lock:
             now = self.clock()
             check(self.shop, service, kind)
+            self._catch_up(now)
             self._apply(service, kind, now, by="hand")
             if self.schedule is not None:
                 self.schedule.noticed(service, kind, now)
             return self._state(now)
 
     def tick(self) -> None:
-        """Move the shop to now, carrying out scheduled faults at their own moments."""
+        """Move the shop to now."""
         with self.lock:
-            now = self.clock()
-            for action in self.schedule.due(now) if self.schedule is not None else ():
-                self._apply(action.service, action.kind, action.at, by="schedule")
-            self.shop.advance(now)
+            self._catch_up(self.clock())
+
+    def _catch_up(self, now: float) -> None:
+        # Scheduled faults happen at their own moments, whoever looks first (a tick, a scrape).
+        for action in self.schedule.due(now) if self.schedule is not None else ():
+            self._apply(action.service, action.kind, action.at, by="schedule")
+        self.shop.advance(now)
 
     def _apply(self, service: str, kind: str, at: float, by: str) -> None:
         if kind == "clear":
@@ -98,7 +94,26 @@ class ShopServer:
             inject(self.shop, service, kind, at)
         log.info("%s on %s (by %s)", kind, service, by)
 
-    # -- running ----------------------------------------------------------------------
+
+class ShopServer:
+    """A `LiveShop` served over HTTP, moved along in real time by a thread of its own."""
+
+    def __init__(self, live: LiveShop, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.live = live
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer((host, port), _handler(live))
+        self._httpd.daemon_threads = True
+        self.host, self.port = self._httpd.server_address[:2]
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        """``host:port`` as a Prometheus scrape target."""
+        return f"{self.host}:{self.port}"
 
     def start(self) -> ShopServer:
         """Serve and tick in background threads; returns at once."""
@@ -111,26 +126,27 @@ class ShopServer:
     def _run(self) -> None:
         while not self._stop.wait(TICK_S):
             try:
-                self.tick()
+                self.live.tick()
             except Exception:  # one bad tick must not stop the traffic
                 log.exception("demo shop tick failed")
 
     def close(self) -> None:
         self._stop.set()
-        self._httpd.shutdown()
+        if self._threads:
+            self._httpd.shutdown()
         self._httpd.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
 
 
-def _handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
+def _handler(live: LiveShop) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             path = self.path.split("?")[0]
             if path == "/metrics":
-                self._send(200, exposition(server.registry), CONTENT_TYPE_LATEST)
+                self._send(200, exposition(live.registry), CONTENT_TYPE_LATEST)
             elif path == "/faults":
-                self._json(200, server.state())
+                self._json(200, live.state())
             elif path == "/healthz":
                 self._json(200, {"status": "ok"})
             else:
@@ -157,7 +173,7 @@ def _handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
                     self._problem(422, "validation_error", f"{name} is required (a string)", field=name)
                     return
             try:
-                self._json(200, server.fault(body["service"], body["kind"]))
+                self._json(200, live.fault(body["service"], body["kind"]))
             except UnknownFault as err:
                 self._problem(422, "validation_error", str(err), field=err.field)
 
@@ -185,13 +201,14 @@ def _handler(server: ShopServer) -> type[BaseHTTPRequestHandler]:
 
 def serve(host: str, port: int, *, seed: int, scheduled: bool) -> int:
     """Run the shop until SIGTERM or SIGINT; return the exit status."""
-    server = ShopServer(host, port, seed=seed, scheduled=scheduled).start()
+    server = ShopServer(LiveShop(seed=seed, scheduled=scheduled), host, port).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    when = server.schedule.next if server.schedule is not None else None
+    live = server.live
+    when = live.schedule.next if live.schedule is not None else None
     log.info("demo shop on %s/metrics; %s", server.url,
-             f"first fault ({when.kind} on {when.service}) in {when.at - server.clock():.0f}s" if when
+             f"first fault ({when.kind} on {when.service}) in {when.at - live.clock():.0f}s" if when
              else "faults only by hand")
     while not stop.wait(1.0):
         pass

@@ -145,14 +145,17 @@ class DemoRun:
         url = self.prometheus_url
         return as_env(correlation_overrides(url)) if url else {}
 
+    def shop_argv(self) -> list[str]:
+        return [sys.executable, "-m", "warroom", "demo", "shop", "--host", self.host, "--port", str(self.shop_port),
+                "--faults", "on" if self.scheduled else "off"]
+
     def start(self, servers: list[Server], components: list[Any], *, ingest_token: str) -> None:
         """Start the shop, Alertmanager and Prometheus, appending each to `servers` or
         `components` as it starts (so the caller stops whatever did); then say where they are."""
         from warroom.devstack import Component
 
-        shop = Component("demo-shop", [sys.executable, "-m", "warroom", "demo", "shop", "--host", self.host,
-                                       "--port", str(self.shop_port), "--faults", "on" if self.scheduled else "off"],
-                         dict(os.environ, PYTHONUNBUFFERED="1"), self.data_dir / "logs" / "demo-shop.log")
+        shop = Component("demo-shop", self.shop_argv(), dict(os.environ, PYTHONUNBUFFERED="1"),
+                         self.data_dir / "logs" / "demo-shop.log")
         shop.start()
         components.append(shop)
         shop_url = f"http://{self.host}:{self.shop_port}"
