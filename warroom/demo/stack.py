@@ -30,13 +30,14 @@ INSTALL_HINT = ("apt-get install prometheus prometheus-alertmanager "
                 "(or run `scripts/dev up` as root, which installs them)")
 SCRAPE_INTERVAL = "5s"
 RULE_FOR = "30s"
+RULE_WINDOW = "1m"
 ERROR_RATIO = 0.05
 LATENCY_P95_S = 0.5
 SHOP_READY_TIMEOUT_S = 30
 INGEST_TOKEN_TTL_S = 30 * 24 * 3600
 
 
-def alert_rules(rule_for: str = RULE_FOR, window: str = "1m") -> dict[str, Any]:
+def alert_rules(rule_for: str = RULE_FOR, window: str = RULE_WINDOW) -> dict[str, Any]:
     """Prometheus alerting rules over the shop's metrics, one alert per service and kind of
     trouble: 5xx ratio, p95 latency, and a process that keeps restarting."""
     def rule(name: str, expr: str, severity: str, summary: str, description: str) -> dict[str, Any]:
@@ -75,12 +76,12 @@ def start_demo_alertmanager(data_dir: Path, *, webhook_url: str, token: str, por
 
 def start_demo_prometheus(data_dir: Path, *, shop: str, alertmanager: str | None, port: int | None = None,
                           host: str = "127.0.0.1", scrape_interval: str = SCRAPE_INTERVAL,
-                          rule_for: str = RULE_FOR) -> HttpServer:
+                          rule_for: str = RULE_FOR, rule_window: str = RULE_WINDOW) -> HttpServer:
     """Prometheus scraping the shop at `shop` (host:port) and evaluating `alert_rules`,
     firing to `alertmanager` (host:port) when there is one."""
     data_dir.mkdir(parents=True, exist_ok=True)
     rules = data_dir / "rules.yml"
-    rules.write_text(json.dumps(alert_rules(rule_for), indent=2) + "\n")  # JSON is YAML
+    rules.write_text(json.dumps(alert_rules(rule_for, rule_window), indent=2) + "\n")  # JSON is YAML
     return start_prometheus(data_dir, scrape_targets=[shop], scrape_interval=scrape_interval, host=host,
                             port=port, job="demo-shop", rule_files=[rules],
                             alertmanagers=[alertmanager] if alertmanager else ())
