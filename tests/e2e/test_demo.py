@@ -1,0 +1,122 @@
+"""`warroom up --demo` on a fresh data directory, as a newcomer runs it: the scheduled first
+fault fires real alerts through Prometheus and Alertmanager, an incident opens by itself
+within two minutes of ready and is correlated against the demo's Prometheus, `warroom
+doctor --data-dir` finds it all, `warroom demo fault --kind clear` leads to mitigated, and
+SIGTERM leaves no process behind.
+
+Which service correlation names first depends on the cross-service ranking; here only
+that a run completes with findings about the faulty service's own signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.servers import server_unavailable
+from harness.waiting import wait_for
+from warroom.demo.faults import Schedule
+from warroom.servers import ServerUnavailable, free_port
+from warroom.servers.prometheus import alertmanager_binary, prometheus_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENS_WITHIN_S = 120
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_up_demo_opens_an_incident_by_itself_and_clear_mitigates_it(tmp_path: Path) -> None:
+    for find in (prometheus_binary, alertmanager_binary):
+        try:
+            find()
+        except ServerUnavailable as err:
+            server_unavailable("the demo's Prometheus and Alertmanager", err)
+    port, data_dir, log_path = free_port(), tmp_path / "data", tmp_path / "up.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    log = open(log_path, "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "warroom", "up", "--demo", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    children: dict[str, int] = {}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "warroom", *argv, "--data-dir", str(data_dir)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    try:
+        wait_for(lambda: "ready in" in log_path.read_text(), timeout=120, message="warroom up printing 'ready'")
+        ready = time.monotonic()
+        wait_for(lambda: "Ctrl-C stops everything" in log_path.read_text(), timeout=60,
+                 message="the demo started after the core stack")
+        output = log_path.read_text()
+        assert "demo: Prometheus http://127.0.0.1:" in output and "demo: Alertmanager http://127.0.0.1:" in output
+        demo = json.loads((data_dir / "demo.json").read_text())
+        children = json.loads((data_dir / "stack.json").read_text())["children"] | demo["children"]
+        assert set(demo["children"]) == {"demo-shop", "prometheus", "alertmanager"}
+        token = output.split("token (admin, 12h) ")[1].split()[0]
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
+
+        first = Schedule(0).next  # the default schedule's first fault, on a leaf
+        service = first.service
+
+        def incident_on_the_faulty_service() -> dict | None:
+            items = client.get("/v1/incidents", params={"service": service}).json()["items"]
+            return items[-1] if items else None
+
+        incident = wait_for(incident_on_the_faulty_service, timeout=OPENS_WITHIN_S - (time.monotonic() - ready),
+                            interval=1, message=f"an incident on {service} ({first.kind}) opening by itself")
+        opened_after_s = time.monotonic() - ready
+        assert incident["opened_by"] == {"kind": "producer", "id": "alertmanager"}
+        assert incident["labels"]["alertname"] in ("HighErrorRate", "HighLatency", "CrashLooping")
+
+        def correlated() -> dict | None:
+            runs = client.get(f"/v1/incidents/{incident['id']}/correlation").json()
+            done = [r for r in runs if r.get("completed_at")]
+            return done[0] if done else None
+
+        run = wait_for(correlated, timeout=90, interval=1, message="the correlation run started on opening")
+        sources = {s["source"]: s["state"] for s in run["sources"]}
+        assert sources["prometheus"] == "succeeded", run
+        findings = client.get(f"/v1/incidents/{incident['id']}/findings").json()
+        assert findings, "correlation against the demo's Prometheus found nothing"
+        assert all(f.get("service", service) == service for f in findings if f["source"] == "prometheus")
+        assert {f["kind"] for f in findings} & {"error_rate", "errors", "restarts", "deploys"}, findings
+
+        doctor = cli("doctor", "--service", service)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "source prometheus: succeeded" in doctor.stdout
+
+        cleared = cli("demo", "fault", "--service", service, "--kind", "clear")
+        assert cleared.returncode == 0, cleared.stderr
+        assert json.loads(cleared.stdout)["fault"] is None
+        mitigated = wait_for(
+            lambda: (got := client.get(f"/v1/incidents/{incident['id']}").json())["status"] == "mitigated" and got,
+            timeout=180, interval=1, message=f"the incident on {service} mitigated once its alerts resolve")
+        print(f"incident on {service} opened {opened_after_s:.0f}s after ready; "
+              f"mitigated {mitigated['durations']['time_to_mitigate_s']:.0f}s after opening")
+    except BaseException:
+        print(log_path.read_text()[-5000:])
+        raise
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=90)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert "warroom: stopped" in log_path.read_text()
+    leftover = [name for name, pid in children.items() if pid and _alive(pid)]
+    assert leftover == [], f"still running after SIGTERM: {leftover}"
