@@ -120,3 +120,38 @@ def test_up_demo_opens_an_incident_by_itself_and_clear_mitigates_it(tmp_path: Pa
     assert "warroom: stopped" in log_path.read_text()
     leftover = [name for name, pid in children.items() if pid and _alive(pid)]
     assert leftover == [], f"still running after SIGTERM: {leftover}"
+
+
+def test_up_demo_without_prometheus_says_how_to_get_it_and_runs_the_rest(tmp_path: Path) -> None:
+    port, data_dir, log_path = free_port(), tmp_path / "data", tmp_path / "up.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    env |= {"WARROOM_PROMETHEUS_BIN": str(tmp_path / "none"), "WARROOM_ALERTMANAGER_BIN": str(tmp_path / "none")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "warroom", "up", "--demo", "--demo-faults", "off", "--port", str(port),
+         "--data-dir", str(data_dir)],
+        cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, text=True)
+    children: dict[str, int] = {}
+    try:
+        wait_for(lambda: "Ctrl-C stops everything" in log_path.read_text(), timeout=120,
+                 message="warroom up --demo ready")
+        output = log_path.read_text()
+        assert "get them with: apt-get install prometheus prometheus-alertmanager (or run `scripts/dev up` as root" \
+            in output
+        assert "faults only by hand (--demo-faults off)" in output
+        demo = json.loads((data_dir / "demo.json").read_text())
+        children = json.loads((data_dir / "stack.json").read_text())["children"] | demo["children"]
+        assert set(demo["children"]) == {"demo-shop"} and "prometheus" not in demo
+        assert httpx.get(f"{demo['shop']}/metrics", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+        state = httpx.get(f"{demo['shop']}/faults", timeout=10).json()
+        assert state["next_scheduled"] is None
+        assert all(s["fault"] is None for s in state["services"].values())
+    except BaseException:
+        print(log_path.read_text()[-5000:])
+        raise
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=90)
+    assert code == 0, log_path.read_text()[-3000:]
+    leftover = [name for name, pid in children.items() if pid and _alive(pid)]
+    assert leftover == [], f"still running after SIGTERM: {leftover}"

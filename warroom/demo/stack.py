@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from warroom.demo.faults import Schedule
+from warroom.demo.shop import SHOP
 from warroom.servers import HttpServer, Server, ServerError, ServerUnavailable, free_port
 from warroom.servers.prometheus import alertmanager_binary, http_ready, prometheus_binary, start_alertmanager, start_prometheus
 
@@ -135,6 +136,7 @@ class DemoRun:
     prometheus_port: int | None
     alertmanager_port: int | None
     missing: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     started: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -162,8 +164,8 @@ class DemoRun:
         shop_url = f"http://{self.host}:{self.shop_port}"
         _wait_for_shop(shop, shop_url)
         self.started["shop"] = shop_url
-        _say(f"shop {shop_url}/metrics: frontend → search, checkout; checkout → inventory, payments; "
-             "search → inventory")
+        graph = "; ".join(f"{spec.name} → {', '.join(c.callee for c in spec.calls)}" for spec in SHOP if spec.calls)
+        _say(f"shop {shop_url}/metrics: {graph}")
         if self.alertmanager_port:
             self._server(servers, "alertmanager", lambda: start_demo_alertmanager(
                 self.root / "alertmanager", webhook_url=f"{self.gateway_url}/v1/alerts/alertmanager",
@@ -173,14 +175,15 @@ class DemoRun:
             self._server(servers, "prometheus", lambda: start_demo_prometheus(
                 self.root / "prometheus", shop=f"{self.host}:{self.shop_port}", alertmanager=alertmanager,
                 port=self.prometheus_port, host=self.host))
-        for name, why in self.missing.items():
-            _say(f"{name} is not running ({why}); install: {INSTALL_HINT}")
         if "prometheus" in self.started:
             _say(f"Prometheus {self.started['prometheus']} (rules: HighErrorRate, HighLatency, CrashLooping)")
         if "alertmanager" in self.started:
             _say(f"Alertmanager {self.started['alertmanager']} → {self.gateway_url}/v1/alerts/alertmanager")
-        if "prometheus" not in self.started or "alertmanager" not in self.started:
-            _say("without both, no alert reaches Warroom; the shop and the rest of Warroom run")
+        for name, why in self.failed.items():
+            _say(f"{name} did not start: {why}")
+        if self.missing:
+            _say(f"no alert reaches Warroom without Prometheus and Alertmanager ({'; '.join(self.missing.values())}); "
+                 f"get them with: {INSTALL_HINT}. The shop and the rest of Warroom run meanwhile")
         self._announce_faults()
         (self.data_dir / DEMO_FILE).write_text(json.dumps(
             {"pid": os.getpid(), **self.started,
@@ -190,8 +193,11 @@ class DemoRun:
     def _server(self, servers: list[Server], name: str, start: Any) -> None:
         try:
             server = start()
-        except (ServerUnavailable, ServerError) as err:
-            self.missing[name] = str(err).splitlines()[0]
+        except ServerUnavailable as err:
+            self.missing[name] = str(err)
+            return
+        except ServerError as err:  # installed, but would not start: the rest runs on
+            self.failed[name] = str(err)
             return
         servers.append(server)
         self.started[name] = server.url
