@@ -47,14 +47,20 @@ def moved(before: dict, after: dict) -> dict[str, dict[str, float]]:
     return {key: {k: after[key][k] - before[key].get(k, 0) for k in after[key]} for key in after}
 
 
-def test_added_latency_on_a_leaf_adds_to_every_caller_that_waited_for_it() -> None:
+def with_fault(service: str, kind: str) -> tuple[Shop, Shop, dict, dict]:
+    """Twins, one given `kind` on `service`, after `WINDOW_S`: both shops and what each
+    served in that window."""
     healthy, faulty = twins()
     start = T0 + WARM_S
-    inject(faulty, "payments", "latency", start)
+    inject(faulty, service, kind, start)
     before_h, before_f = counts(healthy), counts(faulty)
     healthy.advance(start + WINDOW_S)
     faulty.advance(start + WINDOW_S)
-    h, f = moved(before_h, counts(healthy)), moved(before_f, counts(faulty))
+    return healthy, faulty, moved(before_h, counts(healthy)), moved(before_f, counts(faulty))
+
+
+def test_added_latency_on_a_leaf_adds_to_every_caller_that_waited_for_it() -> None:
+    healthy, faulty, h, f = with_fault("payments", "latency")
 
     payments_calls = f["checkout->payments"]["calls"]
     assert payments_calls == h["checkout->payments"]["calls"] > 2000  # the same requests in both shops
@@ -72,14 +78,7 @@ def test_added_latency_on_a_leaf_adds_to_every_caller_that_waited_for_it() -> No
 
 
 def test_errors_on_a_leaf_fail_its_callers_by_their_share() -> None:
-    healthy, faulty = twins()
-    start = T0 + WARM_S
-    inject(faulty, "payments", "bad-deploy", start)
-    before_h, before_f = counts(healthy), counts(faulty)
-    healthy.advance(start + WINDOW_S)
-    faulty.advance(start + WINDOW_S)
-    h, f = moved(before_h, counts(healthy)), counts(faulty)
-    f = {**moved(before_f, f), "payments": f["payments"]}  # the deploy restarted payments: counters from zero
+    _, _, h, f = with_fault("payments", "bad-deploy")
 
     assert h["checkout"]["errors"] == h["frontend"]["errors"] == 0
     payments_ratio = f["payments"]["errors"] / f["payments"]["requests"]
@@ -94,12 +93,7 @@ def test_errors_on_a_leaf_fail_its_callers_by_their_share() -> None:
 
 def test_a_callee_that_degrades_gracefully_fails_only_its_share() -> None:
     # search shows cached stock for half of inventory's failures (fail_share 0.5).
-    healthy, faulty = twins()
-    start = T0 + WARM_S
-    inject(faulty, "inventory", "bad-deploy", start)
-    before = counts(faulty)
-    faulty.advance(start + WINDOW_S)
-    f = moved(before, counts(faulty))
+    _, _, _, f = with_fault("inventory", "bad-deploy")
     failed_calls = f["search->inventory"]["failed"]
     assert failed_calls > 300
     assert f["search"]["errors"] / failed_calls == pytest.approx(0.5, abs=0.06)
