@@ -98,7 +98,8 @@ def test_a_bad_deploy_on_a_leaf_fires_through_alertmanager_and_clear_resolves_it
     inject(shop, "payments", "bad-deploy")
 
     wait_for(lambda: {("HighErrorRate", "payments"), ("HighErrorRate", "checkout")} <= notified(receiver, "firing"),
-             timeout=FIRE_TIMEOUT_S, interval=0.5, message="Alertmanager delivering HighErrorRate on payments and checkout")
+             timeout=FIRE_TIMEOUT_S, interval=0.5,
+             message="Alertmanager delivering HighErrorRate on payments and checkout")
     delivery = next(d for d in receiver.received() if d.body["status"] == "firing")
     assert delivery.path == "/v1/alerts/alertmanager"
     assert delivery.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -125,7 +126,8 @@ def test_latency_and_a_crash_loop_fire_their_own_rules(shop: ShopServer, prometh
     p95 = query(prometheus, 'histogram_quantile(0.95, sum by (le) (rate('
                             'http_request_duration_seconds_bucket{service="checkout"}[20s])))')
     assert float(p95[0]["value"][1]) > 1.0  # payments' added 1.2 s is checkout's too
-    assert float(query(prometheus, 'max(rate(process_cpu_seconds_total{service="payments"}[20s]))')[0]["value"][1]) > 0.8
+    cpu = query(prometheus, 'max(rate(process_cpu_seconds_total{service="payments"}[20s]))')
+    assert float(cpu[0]["value"][1]) > 0.8  # saturated: the faulty service burns a core, its callers only wait
 
 
 def test_promtool_accepts_the_rules(tmp_path: Path) -> None:

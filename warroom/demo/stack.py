@@ -19,12 +19,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from warroom.demo.faults import Schedule
 from warroom.demo.shop import SHOP
 from warroom.servers import HttpServer, Server, ServerError, ServerUnavailable, free_port
-from warroom.servers.prometheus import alertmanager_binary, http_ready, prometheus_binary, start_alertmanager, start_prometheus
+from warroom.servers.prometheus import (
+    alertmanager_binary,
+    http_ready,
+    prometheus_binary,
+    start_alertmanager,
+    start_prometheus,
+)
+from warroom.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 DEMO_FILE = "demo.json"
 INSTALL_HINT = ("apt-get install prometheus prometheus-alertmanager "
@@ -93,14 +104,14 @@ def correlation_overrides(prometheus_url: str) -> dict[str, Any]:
     return {"correlation": {"prometheus": {"url": prometheus_url, "service_label": "service"}}}
 
 
-def with_overrides(model: Any, overrides: dict[str, Any]) -> Any:
+def with_overrides(model: M, overrides: dict[str, Any]) -> M:
     """`model` (a settings model) with nested `overrides` applied, the rest kept."""
     update = {key: with_overrides(getattr(model, key), value) if isinstance(value, dict) else value
               for key, value in overrides.items()}
     return model.model_copy(update=update)
 
 
-def with_running_demo(settings: Any, data_dir: Path) -> Any:
+def with_running_demo(settings: Settings, data_dir: Path) -> Settings:
     """`settings` as the worker of a `warroom up --demo` running in `data_dir` has them (the
     demo's Prometheus for correlation); unchanged when no demo runs there."""
     try:
@@ -254,7 +265,8 @@ def running_demo(data_dir: Path) -> dict[str, Any]:
     try:
         demo = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise NoDemo(f"cannot read {path} (is `warroom up --demo` running with --data-dir {data_dir}?): {err}") from None
+        raise NoDemo(f"cannot read {path} (is `warroom up --demo` running with --data-dir {data_dir}?): "
+                     f"{err}") from None
     try:
         stack = json.loads((data_dir / "stack.json").read_text())
     except (OSError, ValueError):
