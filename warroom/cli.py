@@ -23,8 +23,12 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 def _cmd_up(args: argparse.Namespace) -> int:
     from warroom.devstack import up
 
+    if args.demo_faults is not None and not args.demo:
+        print("warroom: --demo-faults only applies with --demo", file=sys.stderr)
+        return 2
     settings = _settings(args)
-    return up(settings, host=args.host, port=args.port, data_dir=args.data_dir, config=args.config, demo=args.demo)
+    return up(settings, host=args.host, port=args.port, data_dir=args.data_dir, config=args.config, demo=args.demo,
+              demo_faults=args.demo_faults != "off")
 
 
 def _with_topics(settings: Settings) -> Settings:
@@ -94,8 +98,14 @@ def _cmd_contracts_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     from warroom.doctor import doctor
+    from warroom.history_cli import running_settings
+
+    settings = running_settings(args)
+    if args.data_dir is not None:  # and correlation as the worker of a `warroom up --demo` there has it
+        from warroom.demo.stack import with_running_demo
+
+        settings = with_running_demo(settings, args.data_dir)
 
     report = asyncio.run(doctor(settings, args.service))
     print(json.dumps(report, indent=2) if args.json else report_text(report))
@@ -136,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8080)
     up.add_argument("--data-dir", type=Path, default=Path("./data"))
-    up.add_argument("--demo", action="store_true", help="feed realistic demo alerts")
+    up.add_argument("--demo", action="store_true",
+                    help="also run the demo shop, Prometheus and Alertmanager, so incidents open by themselves")
+    up.add_argument("--demo-faults", choices=("on", "off"), default=None,
+                    help="with --demo: inject faults on a schedule (default on)")
     up.set_defaults(func=_cmd_up)
 
     sub.add_parser("worker", help="run the stream processors (Faust worker)").set_defaults(func=_cmd_worker)
@@ -163,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--service", default=None,
                         help="run every source's queries for this service (default: the first SLO's service)")
+    doctor.add_argument("--data-dir", type=Path, default=None, help="check the `warroom up` running there")
     doctor.set_defaults(func=_cmd_doctor)
 
     alert = sub.add_parser("alert", help="alerts, as a producer publishes them")
@@ -178,9 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--data-dir", type=Path, default=None, help="publish to the broker `warroom up` runs there")
     send.set_defaults(func=_cmd_alert_send)
 
+    from warroom.demo.cli import register as register_demo
     from warroom.history_cli import register
 
     register(sub)  # replay, audit, postmortem
+    register_demo(sub)  # demo fault, demo shop
     return parser
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from warroom.demo import stack as demo_stack
 from warroom.servers import Server, free_port, start_postgres, start_tansu
 from warroom.servers.process import log_tail, spawn
 from pydantic import SecretStr
@@ -142,7 +143,8 @@ def _wait_ready(url: str, components: list[Component], token: str, timeout: floa
     raise RuntimeError(f"not ready after {timeout:.0f}s: {last}")
 
 
-def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path | None, demo: bool = False) -> int:
+def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path | None, demo: bool = False,
+       demo_faults: bool = True) -> int:
     """Run the embedded stack until Ctrl-C or SIGTERM; return the exit status."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -165,10 +167,13 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
         asyncio.run(_reset_read_models(pg.dsn, settings.postgres.schema_name))
         secret = _ensure_secret(settings, data_dir)
         env = _component_env(settings, kafka.bootstrap, pg.dsn, secret, host, port, config)
+        url = f"http://{host}:{port}"
+        # The demo's ports now, so the worker knows its Prometheus; its processes once ready.
+        demo_run = demo_stack.plan(data_dir, host="127.0.0.1", gateway_url=url, scheduled=demo_faults) if demo else None
+        env.update(demo_run.worker_env() if demo_run else {})
         for name in COMPONENTS:
             components.append(Component(name, [sys.executable, "-m", "warroom", name], env, logs / f"{name}.log"))
             components[-1].start()
-        url = f"http://{host}:{port}"
         (data_dir / "stack.json").write_text(json.dumps(
             {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid(),
              "children": {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}},
@@ -179,6 +184,9 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
         print(f"warroom: dashboard {url}/", flush=True)
         print(f"warroom: signed-in link {url}/#token={token}", flush=True)
         print(f"warroom: token (admin, 12h) {token}", flush=True)
+        if demo_run is not None:
+            demo_run.start(servers, components, ingest_token=_mint(
+                settings, secret, sub="alertmanager", roles=["ingest"], ttl_s=demo_stack.INGEST_TOKEN_TTL_S))
         print(f"warroom: logs in {logs}; Ctrl-C stops everything", flush=True)
         _supervise(components)
     except Stop as why:
@@ -196,11 +204,12 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
     return 0
 
 
-def _mint(settings: Settings, secret: str) -> str:
+def _mint(settings: Settings, secret: str, *, sub: str = "admin", roles: list[str] | None = None,
+          ttl_s: int | None = None) -> str:
     from gateway.auth import mint_token
 
     with_secret = settings.model_copy(update={"auth": settings.auth.model_copy(update={"jwt_secret": SecretStr(secret)})})
-    return mint_token(with_secret, sub="admin", roles=["admin"])
+    return mint_token(with_secret, sub=sub, roles=roles or ["admin"], ttl_s=ttl_s)
 
 
 def _supervise(components: list[Component]) -> None:

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     postmortem.set_defaults(func=_cmd_postmortem)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def running_settings(args: argparse.Namespace) -> Settings:
     """Settings from the config and environment; with --data-dir, the broker and the
     database of the `warroom up` running there (its stack.json)."""
     settings = load_settings(getattr(args, "config", None))
@@ -71,7 +71,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from projections.runner import tune_gc
     from warroom.progress import ProgressLine
 
-    settings = _settings(args)
+    settings = running_settings(args)
     if args.drop_old_only:
         dropped = asyncio.run(drop_old_schemas(settings))
         print(json.dumps({"dropped": dropped}) if args.json else
@@ -142,7 +142,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from contracts.events import EventEnvelope
     from projections.audit import audit_records
 
-    values = asyncio.run(_stored(_settings(args), args.incident))
+    values = asyncio.run(_stored(running_settings(args), args.incident))
     if not values:
         print(f"warroom audit: no events of incident {args.incident} in the log", file=sys.stderr)
         return 2
@@ -169,7 +169,7 @@ def _cmd_postmortem(args: argparse.Namespace) -> int:
     from projections.postmortem import build, to_json
     from projections.postmortem_markdown import render
 
-    values = asyncio.run(_stored(_settings(args), args.incident))
+    values = asyncio.run(_stored(running_settings(args), args.incident))
     if not values:
         print(f"warroom postmortem: no events of incident {args.incident} in the log", file=sys.stderr)
         return 2

@@ -12,18 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import alive
 from harness.waiting import wait_for
 from warroom.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -76,5 +69,5 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         code = proc.wait(timeout=60)
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
     assert "warroom: stopped" in (tmp_path / "up.log").read_text()
-    leftover = [name for name, pid in children.items() if _alive(pid)]
+    leftover = [name for name, pid in children.items() if alive(pid)]
     assert leftover == [], f"still running after SIGTERM: {leftover}"

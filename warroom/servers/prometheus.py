@@ -26,6 +26,16 @@ def _binary(name: str, package: str, label: str, env_var: str) -> str:
     return found
 
 
+def prometheus_binary() -> str:
+    """Path of the `prometheus` binary; ServerUnavailable saying how to get it."""
+    return _binary("prometheus", "prometheus", "prometheus", "WARROOM_PROMETHEUS_BIN")
+
+
+def alertmanager_binary() -> str:
+    """Path of the `prometheus-alertmanager` binary; ServerUnavailable saying how to get it."""
+    return _binary("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager", "WARROOM_ALERTMANAGER_BIN")
+
+
 # Local servers only: never route a readiness probe through an HTTP proxy.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -62,7 +72,7 @@ def start_prometheus(
     ``alertmanagers`` ("host:port"). The TSDB lives in ``data_dir/tsdb``;
     ``--web.enable-lifecycle`` allows ``POST /-/reload`` and ``/-/quit``.
     """
-    binary = _binary("prometheus", "prometheus", "prometheus", "WARROOM_PROMETHEUS_BIN")
+    binary = prometheus_binary()
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
@@ -109,8 +119,7 @@ def start_alertmanager(
     ``Authorization: Bearer <webhook_bearer_token>`` when given; return once
     ``/-/ready`` answers. Notifications group alerts by ``group_by`` labels.
     Timings default to about a second, for tests."""
-    binary = _binary("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager",
-                     "WARROOM_ALERTMANAGER_BIN")
+    binary = alertmanager_binary()
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
