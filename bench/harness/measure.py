@@ -1,0 +1,158 @@
+"""What a benchmark reports: JSON lines, CPU and memory of processes, latency
+percentiles, and the machine's load while a row runs (the machine is shared)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+SAMPLE_S = 1.0
+
+
+def emit(**fields: object) -> None:
+    """One JSON object on its own line of stdout."""
+    print(json.dumps(fields), flush=True)
+
+
+def _stat(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # The command name may hold spaces and parentheses: split after the last ')'.
+            return fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children so far (0 once it is gone)."""
+    fields = _stat(pid)
+    return sum(int(v) for v in fields[11:15]) / CLOCK_TICK if fields else 0.0
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class CpuMeter:
+    """Cores each named process used from `start()` to `cores()`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start()
+
+    def start(self) -> None:
+        self._began = time.perf_counter()
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def seconds(self) -> dict[str, float]:
+        return {name: round(cpu_seconds(pid) - self._before[name], 3) for name, pid in self.pids.items()}
+
+    def cores(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self._began, 1e-6)
+        return {name: round(spent / elapsed, 3) for name, spent in self.seconds().items()}
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float | int | None]:
+    """Nearest-rank p50/p90/p99, max and mean of durations in seconds, in milliseconds."""
+    if not samples_s:
+        return {"count": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None, "mean_ms": None}
+    ordered = sorted(samples_s)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {"count": len(ordered), "p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
+            "max_ms": round(ordered[-1] * 1000, 2), "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
+
+
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return user + nice + system + irq + softirq + steal
+
+
+def _own_tree() -> dict[int, int]:
+    """CPU jiffies (user + system) of this process and every live descendant."""
+    stats: dict[int, list[bytes]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            stats[int(entry.name)] = fields
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    tree, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            tree[pid] = int(stats[pid][11]) + int(stats[pid][12])
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+class MachineLoad:
+    """Samples the machine in a thread while a row runs: the 1-minute load average, the
+    cores busy, and how many of them went to processes outside this benchmark's own
+    process tree (other people's work on a shared machine).
+
+    A process of ours that exits between two samples loses at most its last second, so
+    "outside" leans high by that much.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._loadavg: list[float] = []
+        self._began = time.monotonic()
+        self._busy0 = _busy_jiffies()
+        self._ours = 0
+        self._seen: dict[int, int] = {}
+        self._loadavg_before = os.getloadavg()[0]
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="machine-load", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        self._loadavg.append(os.getloadavg()[0])
+        tree = _own_tree()
+        self._ours += sum(spent - self._seen.get(pid, 0) for pid, spent in tree.items())
+        self._seen = tree
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self._sample()
+
+    def summary(self) -> dict[str, object]:
+        """Load so far (the row goes on being sampled)."""
+        self._sample()
+        seconds = max(time.monotonic() - self._began, 1e-6)
+        busy = (_busy_jiffies() - self._busy0) / CLOCK_TICK / seconds
+        ours = self._ours / CLOCK_TICK / seconds
+        return {"cores": os.cpu_count(), "seconds": round(seconds, 1),
+                "loadavg_1m": {"before": round(self._loadavg_before, 2), "max": round(max(self._loadavg), 2),
+                               "now": round(self._loadavg[-1], 2)},
+                "busy_cores": round(busy, 2), "outside_cores": round(max(busy - ours, 0.0), 2)}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def emit_row(row: str, load: MachineLoad, value: dict[str, float | None],
+             baseline: dict[str, dict[str, float | None]], **conditions: object) -> None:
+    """The line `bench.report` reads: what was measured (`value`), each same-run baseline
+    by name with the same keys, the conditions, the machine load, and the command."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    program = ["python", "-m", spec.name] if spec else ["python", sys.argv[0]]
+    command = " ".join([*program, *map(shlex.quote, sys.argv[1:])])
+    emit(row=row, value=value, baseline=baseline, conditions=conditions, load=load.summary(), command=command)
