@@ -86,7 +86,7 @@ async def main(args, found, work, load) -> None:
             subscribed = asyncio.Event()
             reader = asyncio.create_task(read_stream(session, f"{stack.base_url}/v1/stream", arrivals, subscribed))
             await asyncio.wait_for(subscribed.wait(), 30)
-            cpu = CpuMeter(stack.pids | found.pids | {"bench_client": os.getpid()})
+            cpu = CpuMeter(stack.pids | found.pids, {"bench_client": os.getpid()})
             sent = await add_notes(session, stack.base_url, incidents, args.rate, args.seconds)
             cores = cpu.cores()
             stack.check()

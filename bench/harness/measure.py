@@ -36,6 +36,33 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / CLOCK_TICK if fields else 0.0
 
 
+def _all_stats() -> dict[int, list[bytes]]:
+    return {int(entry.name): fields for entry in os.scandir("/proc")
+            if entry.name.isdigit() and (fields := _stat(int(entry.name)))}
+
+
+def _tree(stats: dict[int, list[bytes]], root: int) -> list[int]:
+    """`root` and its live descendants (children may have left the process group:
+    PostgreSQL's backends call setsid)."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process, its reaped children and every live descendant so far
+    (a database's backends, a launcher's children)."""
+    stats = _all_stats()
+    return sum(sum(int(v) for v in stats[p][11:15]) for p in _tree(stats, pid)) / CLOCK_TICK
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process now."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -45,22 +72,25 @@ def rss_bytes(pid: int) -> int:
 
 
 class CpuMeter:
-    """Cores each named process used from `start()` to `cores()`."""
+    """Cores each named process used from `start()` to `cores()`: with every descendant
+    for `trees` (a database's backends), the process alone for `alone` (the benchmark
+    itself, whose descendants are the servers)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
+    def __init__(self, trees: dict[str, int], alone: dict[str, int] | None = None) -> None:
+        self.trees, self.alone = trees, alone or {}
         self.start()
+
+    def _now(self) -> dict[str, float]:
+        return ({name: tree_cpu_seconds(pid) for name, pid in self.trees.items()}
+                | {name: cpu_seconds(pid) for name, pid in self.alone.items()})
 
     def start(self) -> None:
         self._began = time.perf_counter()
-        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    def seconds(self) -> dict[str, float]:
-        return {name: round(cpu_seconds(pid) - self._before[name], 3) for name, pid in self.pids.items()}
+        self._before = self._now()
 
     def cores(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self._began, 1e-6)
-        return {name: round(spent / elapsed, 3) for name, spent in self.seconds().items()}
+        return {name: round((spent - self._before[name]) / elapsed, 3) for name, spent in self._now().items()}
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float | int | None]:
@@ -85,20 +115,8 @@ def _busy_jiffies() -> int:
 
 def _own_tree() -> dict[int, int]:
     """CPU jiffies (user + system) of this process and every live descendant."""
-    stats: dict[int, list[bytes]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
-            stats[int(entry.name)] = fields
-    children: dict[int, list[int]] = {}
-    for pid, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(pid)
-    tree, todo = {}, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            tree[pid] = int(stats[pid][11]) + int(stats[pid][12])
-        todo.extend(children.get(pid, []))
-    return tree
+    stats = _all_stats()
+    return {pid: int(stats[pid][11]) + int(stats[pid][12]) for pid in _tree(stats, os.getpid())}
 
 
 class MachineLoad:
