@@ -24,7 +24,7 @@ import asyncpg
 from bench.harness.broker import bench_settings, fresh_prefix
 from bench.harness.cli import parser_for, run
 from bench.harness.measure import emit, emit_row
-from bench.harness.readmodels import copy_baseline, drop_schemas, preload_log
+from bench.harness.readmodels import copy_baseline, drop_schemas, log_options, preload_log
 from bench.harness.servers import ROOT
 from projections.apply import apply_batch
 from projections.logged import LoggedEvent
@@ -140,11 +140,9 @@ async def main(args, found, work, load) -> None:
 
 if __name__ == "__main__":
     parser = parser_for(__doc__, postgres=True)
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--partitions", type=int, default=6)
+    log_options(parser, events=50_000)
     parser.add_argument("--batch", type=int, default=2000, help="projector.batch_max")
     parser.add_argument("--batch-wait-ms", type=int, default=20)
-    parser.add_argument("--concurrent", type=int, default=200, help="incidents in flight in the synthetic log")
     parser.add_argument("--processes", type=int, default=0,
                         help="also run this many `python -m projections` processes in one group")
     run(main, parser.parse_args(), postgres=True)

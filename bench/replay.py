@@ -27,7 +27,7 @@ from aiokafka.structs import ConsumerRecord
 from bench.harness.broker import bench_settings, fresh_prefix
 from bench.harness.cli import parser_for, run
 from bench.harness.measure import emit, emit_row
-from bench.harness.readmodels import copy_baseline, drop_schemas, preload_log
+from bench.harness.readmodels import copy_baseline, drop_schemas, log_options, preload_log
 from projections.decoding import Decoder
 from projections.expected import Expected
 from projections.log_reader import events_consumer, log_end, read_ranges
@@ -105,9 +105,7 @@ async def main(args, found, work, load) -> None:
 
 if __name__ == "__main__":
     parser = parser_for(__doc__, postgres=True)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--concurrent", type=int, default=200, help="incidents in flight in the synthetic log")
+    log_options(parser, events=100_000)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
                         help="rebuilding processes; each value is one timed replay (the first creates the schema)")
     run(main, parser.parse_args(), postgres=True)

@@ -4,6 +4,7 @@ the schemas a run made."""
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import asyncpg
@@ -15,6 +16,13 @@ from projections.rejects import decode
 from projections.schema import migrate, quote_ident
 from projections.synthetic import synthetic_log
 from warroom.settings import Settings
+
+
+def log_options(parser: argparse.ArgumentParser, events: int) -> None:
+    """The options that shape the synthetic log: its size, partitions and interleaving."""
+    parser.add_argument("--events", type=int, default=events)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--concurrent", type=int, default=200, help="incidents in flight in the synthetic log")
 
 
 async def preload_log(settings: Settings, events: int, concurrent: int) -> tuple[list[bytes], float]:
