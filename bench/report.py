@@ -326,6 +326,9 @@ def conditions_text(conditions: dict) -> str:
 
 
 def ratio_text(row: Row, values: dict) -> str:
+    """`0.12×` for a row of one measure, else each ratio named (`p50 15.5× · p99 9.1×`)."""
+    if len(row.measures) == 1:
+        return " · ".join(f"{v:.3g}×" for v in values.values()) or "—"
     labels = {m.key: m.label or m.unit for m in row.measures}
     return " · ".join(f"{labels.get(k, k)} {v:.3g}×" for k, v in values.items()) or "—"
 

@@ -32,7 +32,7 @@ mkdir -p "$out"
 # The arguments of each row's module: full counts, then --quick ones.
 arguments() {
   case $1:$quick in
-    decider:0) echo --kafka apache --commands 20000 ;;
+    decider:0) echo --kafka apache --commands 10000 ;;
     decider:1) echo --kafka apache --commands 4000 ;;
     projector:0) echo --kafka apache --events 50000 ;;
     projector:1) echo --kafka apache --events 10000 ;;

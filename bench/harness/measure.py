@@ -130,21 +130,23 @@ class MachineLoad:
 
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._loadavg: list[float] = []
         self._began = time.monotonic()
         self._busy0 = _busy_jiffies()
         self._ours = 0
-        self._seen: dict[int, int] = {}
+        self._seen = _own_tree()  # what our processes used before the row is not the row's
         self._loadavg_before = os.getloadavg()[0]
-        self._sample()
+        self._loadavg.append(self._loadavg_before)
         self._thread = threading.Thread(target=self._run, name="machine-load", daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
-        self._loadavg.append(os.getloadavg()[0])
-        tree = _own_tree()
-        self._ours += sum(spent - self._seen.get(pid, 0) for pid, spent in tree.items())
-        self._seen = tree
+        with self._lock:
+            self._loadavg.append(os.getloadavg()[0])
+            tree = _own_tree()
+            self._ours += sum(spent - self._seen.get(pid, 0) for pid, spent in tree.items())
+            self._seen = tree
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):
