@@ -229,7 +229,30 @@ def correlation_line(evals: Path) -> dict | None:
     baseline = {"best published method": {key: best[key][1] for key in ("top1", "top3") if key in best}}
     return {"row": "correlation", "value": value, "baseline": baseline if best else {},
             "conditions": {"scenarios": scenarios, "best_published": {k: m for k, (m, _) in best.items()}},
-            "load": None, "command": "bench/eval_petshop.sh"}
+            "load": eval_load(runs), "command": "bench/eval_petshop.sh"}
+
+
+def eval_load(runs: list[Path]) -> dict | None:
+    """The load `bench/eval_petshop.sh` noted beside its results (`load before: 1.2 …`,
+    `load after: …`, `wall time: N s`), over every scenario."""
+    before, after, seconds = [], [], 0.0
+    for run in runs:
+        notes = run.with_suffix(".txt")
+        if not notes.is_file():
+            continue
+        for line in notes.read_text().splitlines():
+            label, _, rest = line.partition(":")
+            words = rest.split()
+            if label == "load before" and words:
+                before.append(float(words[0]))
+            elif label == "load after" and words:
+                after.append(float(words[0]))
+            elif label == "wall time" and words:
+                seconds += float(words[0])
+    if not before or not after:
+        return None
+    return {"cores": os.cpu_count(), "seconds": seconds,
+            "loadavg_1m": {"before": before[0], "max": max(before + after), "now": after[-1]}}
 
 
 def modified(path: Path) -> str:
@@ -304,8 +327,10 @@ def load_text(load: dict | None) -> str:
     if not load:
         return "—"
     avg = load["loadavg_1m"]
-    return (f"load avg {avg['before']:.1f}→{avg['max']:.1f} (max); {load['outside_cores']:.1f} of "
-            f"{load['cores']} cores used by others")
+    text = f"load avg {avg['before']:.1f}→{avg['max']:.1f} (max)"
+    if "outside_cores" in load:
+        text += f"; {load['outside_cores']:.1f} of {load['cores']} cores used by others"
+    return text
 
 
 def verdict(value: bool | None) -> str:

@@ -167,3 +167,16 @@ def test_markdown_shows_values_baselines_ratios_load_and_the_command(tmp_path: P
     assert "load avg 1.2→3.4 (max); 0.7 of 2 cores used by others" in line
     assert "which runs `uv run python -m bench.embedded --quick-ish`" in markdown
     assert "commands 400" in markdown and "at commit abc123" in markdown
+
+
+def test_correlation_takes_the_load_the_evaluation_noted(tmp_path: Path) -> None:
+    (tmp_path / "eval-petshop-low_traffic.json").write_text(json.dumps(eval_result(tmp_path, 0.8, 0.95)))
+    (tmp_path / "eval-petshop-low_traffic.txt").write_text(
+        "load before: 1.50 2.00 2.10\nwall time: 312 s\nload after: 2.75 2.20 2.10\n")
+
+    summary = report.update({}, tmp_path, tmp_path, ["correlation"], None)
+
+    load = rows_of(summary)["correlation"]["load"]
+    assert load["loadavg_1m"] == {"before": 1.5, "max": 2.75, "now": 2.75} and load["seconds"] == 312
+    line = next(text for text in report.render(summary).splitlines() if text.startswith("| correlation"))
+    assert "load avg 1.5→2.8 (max) |" in line
