@@ -30,10 +30,8 @@ from bench.harness.broker import fresh_prefix, raw_roundtrip
 from bench.harness.cli import parser_for, run
 from bench.harness.load import add_notes
 from bench.harness.measure import CpuMeter, emit, emit_row, percentiles
-from bench.harness.servers import ROOT
+from bench.harness.servers import ROOT, Server, free_port, log_tail, spawn
 from bench.harness.stack import READY_TIMEOUT_S, open_incidents, wait_ready
-from warroom.servers import Server, free_port
-from warroom.servers.process import log_tail, spawn
 
 RAW = "raw produce→consume round trip on the same Tansu"
 PARTITIONS = 6  # the default topic count `warroom up` creates

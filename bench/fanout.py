@@ -39,11 +39,9 @@ import httpx
 from bench.harness.broker import fresh_prefix
 from bench.harness.cli import parser_for, run
 from bench.harness.measure import CpuMeter, emit, emit_row, percentiles, rss_bytes
-from bench.harness.servers import ROOT, raise_open_files
+from bench.harness.servers import ROOT, free_port, raise_open_files, spawn
 from bench.harness.stack import Stack, open_incidents, stop_process, wait_ready
 from projections.schema import changes_channel, quote_ident
-from warroom.servers import free_port
-from warroom.servers.process import spawn
 from warroom.topics import ensure_topics
 
 BARE = "bare sse-starlette broadcast"

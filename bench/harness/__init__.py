@@ -2,6 +2,6 @@
 trip (`broker`), Warroom's processes and Faust roles (`stack`), measurements and the
 row line `bench.report` reads (`measure`), and the frame a module runs in (`cli`).
 
-Imports Warroom's packages and the launchers in `warroom.servers`; nothing of Warroom's
-imports this.
+Imports Warroom's packages; the launchers of `warroom.servers` only through `servers`.
+Nothing of Warroom's imports this.
 """

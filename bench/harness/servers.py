@@ -1,5 +1,8 @@
 """The servers a benchmark runs on: a Kafka broker (Apache Kafka from the cached jars, or
-Tansu) and PostgreSQL, started fresh in the row's work directory, or ones already running."""
+Tansu) and PostgreSQL, started fresh in the row's work directory, or ones already running.
+
+The one module of `bench` that uses the launchers of `warroom.servers` (child processes
+that die with their parent, free ports): the rest takes them from here."""
 
 from __future__ import annotations
 
@@ -11,7 +14,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warroom.servers import ensure_kafka_jars, start_apache_kafka, start_postgres, start_tansu
+from warroom.servers import Server, ensure_kafka_jars, free_port, start_apache_kafka, start_postgres, start_tansu
+from warroom.servers.process import log_tail, spawn
+
+__all__ = ["ROOT", "Server", "Servers", "free_port", "jar_cache_dir", "log_tail", "raise_open_files", "servers",
+           "spawn", "work_dir"]
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_CHOICES = ("apache", "tansu")

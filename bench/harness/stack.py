@@ -14,10 +14,8 @@ from pathlib import Path
 import httpx
 
 from bench.harness.broker import bench_settings, fresh_prefix
-from bench.harness.servers import ROOT
+from bench.harness.servers import ROOT, Server, free_port, log_tail, spawn
 from gateway.auth import mint_token
-from warroom.servers import free_port
-from warroom.servers.process import Server, log_tail, spawn
 from warroom.settings import Settings
 
 SECRET = "bench-secret-" + "z" * 32
