@@ -37,9 +37,14 @@ class Measure:
     """One number of a row, its unit, and the conditions the target puts on it."""
 
     key: str
-    label: str
+    label: str  # before the number in the table ("p99 480 ms"); may be empty
     unit: str
     target: tuple[tuple[str, float | str], ...] = ()
+    name: str = ""  # what "met when" calls it, when the label is empty or says too little
+
+    @property
+    def called(self) -> str:
+        return self.name or self.label or self.key
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Row:
 
 
 def throughput(unit: str, floor: float) -> tuple[Measure, ...]:
-    return (Measure("throughput", "", unit, ((">=", floor),)),)
+    return (Measure("throughput", "", unit, ((">=", floor),), name="throughput"),)
 
 
 def latency(p50: float, p99: float, rate: float) -> tuple[Measure, ...]:
@@ -92,9 +97,9 @@ ROWS = (
         "to its 2xx answer. Baseline: a raw produce → consume round trip at the same rate on the Tansu "
         "broker `warroom up` started."),
     Row("fanout", "SSE fan-out, one gateway process", "10,000 clients, p99 ≤ 500 ms per broadcast, ≤ 30 KiB per client", (
-        Measure("clients", "", "clients", ((">=", 10_000),)), Measure("p50_ms", "p50", "ms"),
-        Measure("p99_ms", "p99", "ms", (("<=", 500),)),
-        Measure("kib_per_client", "", "KiB/client", (("<=", 30),)),
+        Measure("clients", "", "clients", ((">=", 10_000),), name="clients connected"),
+        Measure("p50_ms", "p50", "ms"), Measure("p99_ms", "p99", "ms", (("<=", 500),), name="p99 per broadcast"),
+        Measure("kib_per_client", "", "KiB/client", (("<=", 30),), name="gateway memory"),
         Measure("delivered", "delivered", "fraction", ((">=", 1.0),))),
         "One gateway process with that many SSE clients (a lean load client on raw asyncio sockets). Each "
         "broadcast is one note, timed from its commit (this benchmark's own LISTEN on the change feed) to "
@@ -255,6 +260,14 @@ def eval_load(runs: list[Path]) -> dict | None:
             "loadavg_1m": {"before": before[0], "max": max(before + after), "now": after[-1]}}
 
 
+def shown(path: Path) -> str:
+    """`path` as seen from the repository's root, where the commands run."""
+    try:
+        return str(path.resolve().relative_to(BENCH.parent))
+    except ValueError:
+        return str(path)
+
+
 def modified(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
 
@@ -264,7 +277,9 @@ def build(row: Row, out: Path, evals: Path, commit: str | None) -> dict:
     if row.key == "correlation":
         line = correlation_line(evals)
         runs = sorted(evals.glob("eval-petshop-*.json"))
-        return entry(row, line, modified(runs[-1]), commit) if line else not_measured(row, "not run")
+        if line is None:
+            return not_measured(row, "not run", f"no {shown(evals)}/eval-petshop-*.json (bench/eval_petshop.sh writes it)")
+        return entry(row, line, modified(runs[-1]), commit)
     path = out / f"{row.key}.jsonl"
     if not path.is_file():
         return not_measured(row, "not run")
@@ -389,7 +404,7 @@ def render(summary: dict, source: str = "bench/out/summary.json") -> str:
     for item in summary["rows"]:
         row = BY_KEY[item["row"]]
         lines += ["", f"## {row.what}", "", row.explanation, ""]
-        lines.append("- Met when: " + "; ".join(f"{m.label or m.key} {condition_text(m)}"
+        lines.append("- Met when: " + "; ".join(f"{m.called} {condition_text(m)}"
                                                 for m in row.measures if m.target) + ".")
         lines.append(f"- Reproduce: `bench/run_all.sh --row {row.key}`"
                      + (f", which runs `uv run {item['command']}`." if item.get("command") else "."))
@@ -397,7 +412,7 @@ def render(summary: dict, source: str = "bench/out/summary.json") -> str:
             lines.append(f"- Conditions: {conditions_text(item['conditions'])}.")
             lines.append(f"- Measured {item['measured_at']}" + (f" at commit {item['commit']}." if item.get("commit") else "."))
         else:
-            lines.append(f"- {item['status'].capitalize()}" + (f": {item['error']}" if item.get("error") else "."))
+            lines.append(f"- {item['status'].capitalize()}" + (f": {item['error'].rstrip('.')}." if item.get("error") else "."))
     return "\n".join(lines) + "\n"
 
 
@@ -429,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(path.read_text()) if path.is_file() else {}
     summary = update(previous, args.out, args.evals, args.rows or list(BY_KEY), head_commit())
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    args.results.write_text(render(summary, str(path)))
-    print(f"wrote {path} and {args.results}", file=sys.stderr)
+    args.results.write_text(render(summary, shown(path)))
+    print(f"wrote {shown(path)} and {shown(args.results)}", file=sys.stderr)
     return 0
 
 
