@@ -20,7 +20,6 @@ import argparse
 import json
 import operator
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,15 +149,16 @@ def ratios(value: dict, baselines: dict) -> dict:
             for name, measured in baselines.items()}
 
 
-def entry(row: Row, line: dict, measured_at: str, commit: str | None) -> dict:
-    """A measured row's summary entry from its row line."""
+def entry(row: Row, line: dict, measured_at: str) -> dict:
+    """A measured row's summary entry from its row line (`measured_at` when it does not say)."""
     value = {m.key: line["value"].get(m.key) for m in row.measures}
     baselines = line.get("baseline") or {}
     return {"row": row.key, "what": row.what, "status": "measured", "value": value,
             "unit": {m.key: m.unit for m in row.measures}, "baseline": baselines, "ratio": ratios(value, baselines),
             "target": {m.key: [list(c) for c in m.target] for m in row.measures if m.target},
             "met": met(row, value, baselines), "load": line.get("load"), "conditions": line.get("conditions", {}),
-            "command": line.get("command"), "measured_at": measured_at, "commit": commit}
+            "command": line.get("command"), "measured_at": line.get("measured_at") or measured_at,
+            "commit": line.get("commit")}
 
 
 def not_measured(row: Row, status: str, error: str | None = None) -> dict:
@@ -272,14 +272,14 @@ def modified(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
 
 
-def build(row: Row, out: Path, evals: Path, commit: str | None) -> dict:
+def build(row: Row, out: Path, evals: Path) -> dict:
     """The summary entry of `row` from what its run left in `out` (`evals` for the correlation row)."""
     if row.key == "correlation":
         line = correlation_line(evals)
         runs = sorted(evals.glob("eval-petshop-*.json"))
         if line is None:
             return not_measured(row, "not run", f"no {shown(evals)}/eval-petshop-*.json (bench/eval_petshop.sh writes it)")
-        return entry(row, line, modified(runs[-1]), commit)
+        return entry(row, line, modified(runs[-1]))
     path = out / f"{row.key}.jsonl"
     if not path.is_file():
         return not_measured(row, "not run")
@@ -288,15 +288,15 @@ def build(row: Row, out: Path, evals: Path, commit: str | None) -> dict:
         log = out / f"{row.key}.log"
         tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
         return not_measured(row, "failed", " / ".join(tail) or "no row line in its output")
-    return entry(row, line, modified(path), commit)
+    return entry(row, line, modified(path))
 
 
-def update(summary: dict, out: Path, evals: Path, keys: list[str], commit: str | None) -> dict:
+def update(summary: dict, out: Path, evals: Path, keys: list[str]) -> dict:
     """`summary` with the entries of `keys` rebuilt from `out` (and `evals`); every row present, in SPEC order."""
     entries = {e["row"]: e for e in summary.get("rows", [])}
     for row in ROWS:
         if row.key in keys:
-            entries[row.key] = build(row, out, evals, commit)
+            entries[row.key] = build(row, out, evals)
         entries.setdefault(row.key, not_measured(row, "not run"))
     return {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
             "rows": [entries[row.key] for row in ROWS]}
@@ -416,20 +416,6 @@ def render(summary: dict, source: str = "bench/out/summary.json") -> str:
     return "\n".join(lines) + "\n"
 
 
-def head_commit() -> str | None:
-    """The commit measured, marked "+changes" when tracked files differ from it (the
-    results this writes aside)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=BENCH, capture_output=True, text=True, check=True).stdout
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD").strip()
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!out", ":!RESULTS.md").strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{commit}+changes" if changed else commit
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rows", nargs="*", metavar="ROW", help=f"rows to rebuild (default all): {', '.join(BY_KEY)}")
@@ -442,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown row {', '.join(unknown)}; rows are {', '.join(BY_KEY)}")
     path = args.out / "summary.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    summary = update(previous, args.out, args.evals, args.rows or list(BY_KEY), head_commit())
+    summary = update(previous, args.out, args.evals, args.rows or list(BY_KEY))
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     args.results.write_text(render(summary, shown(path)))
     print(f"wrote {shown(path)} and {shown(args.results)}", file=sys.stderr)

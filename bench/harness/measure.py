@@ -7,12 +7,15 @@ import json
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_S = 1.0
 
 
@@ -168,11 +171,26 @@ class MachineLoad:
         self._thread.join()
 
 
+def code_version() -> str | None:
+    """The commit being measured, "+changes" when tracked files differ from it (results aside)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/out", ":!bench/RESULTS.md")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}+changes" if changed else commit
+
+
 def emit_row(row: str, load: MachineLoad, value: dict[str, float | None],
              baseline: dict[str, dict[str, float | None]], **conditions: object) -> None:
     """The line `bench.report` reads: what was measured (`value`), each same-run baseline
-    by name with the same keys, the conditions, the machine load, and the command."""
+    by name with the same keys, the conditions, the machine load, the command, and when
+    and at which commit."""
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     program = ["python", "-m", spec.name] if spec else ["python", sys.argv[0]]
     command = " ".join([*program, *map(shlex.quote, sys.argv[1:])])
-    emit(row=row, value=value, baseline=baseline, conditions=conditions, load=load.summary(), command=command)
+    emit(row=row, value=value, baseline=baseline, conditions=conditions, load=load.summary(), command=command,
+         measured_at=datetime.now(UTC).isoformat(timespec="seconds"), commit=code_version())
