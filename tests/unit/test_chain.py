@@ -92,7 +92,7 @@ def test_timestamps_in_other_offsets_are_sealed_in_utc() -> None:
 def test_changing_any_field_breaks_the_chain_at_that_version() -> None:
     log = a_log()
     for change in ({"data__text": "nothing happened"}, {"actor__id": "mallory"},
-                   {"recorded_at": "2024-05-01T13:00:00Z"}, {"schema_version": 2}):
+                   {"recorded_at": "2024-05-01T13:00:00Z"}, {"schema_version": 1}):
         forged = [*log[:2], tampered(log[2], **change), log[3]]
         assert verify(forged).valid is False
         assert verify(forged).first_bad_version == 3
