@@ -149,7 +149,13 @@ CREATE TABLE IF NOT EXISTS {s}.projection_offsets (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1),)
+# Findings name the service and signal they are about (events of schema version 2).
+MIGRATION_2 = """
+ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS service text;
+ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS signal text;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1), (2, MIGRATION_2))
 """(version, DDL) in order; `migrate` applies those not yet recorded."""
 
 CREATE_MIGRATIONS_TABLE = """
