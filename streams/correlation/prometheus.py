@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -24,6 +24,8 @@ from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected,
 from streams.correlation.signals import judge, query_range_of, signal_queries
 from streams.correlation.templates import prometheus_graph_link, seconds
 from warroom.settings import PrometheusSource as PrometheusSettings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,22 @@ def _error_text(response: httpx.Response) -> str:
 # --- the source ------------------------------------------------------------------
 
 
+async def all_or_first_error(work: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of `work`, run concurrently, in order; the first error raised, once
+    every other piece is cancelled (an unreachable source is not asked further)."""
+    tasks = [asyncio.ensure_future(piece) for piece in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION) if tasks else (set(), set())
+        for task in tasks:
+            if task in done and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class PrometheusSource:
     """Reads every configured signal of every service in the run's scope, over the
     baseline and the analysis window, and reports the anomalous ones (`signals.judge`)."""
@@ -159,7 +177,7 @@ class PrometheusSource:
                 except QueryRejected as exc:
                     return exc
 
-        answers = await asyncio.gather(*(ask(query) for *_, query in plan))
+        answers = await all_or_first_error([ask(query) for *_, query in plan])
         failed: list[str] = []
         no_data: list[str] = []
         findings: list[Finding] = []

@@ -80,8 +80,9 @@ def describe(service: str, name: str, signal: Signal, anomaly: Anomaly) -> str:
     """One line: which way the signal moved, to what, against what is usual."""
     direction = "up" if signal.worse == "up" else "down"
     typical = "no usual value" if anomaly.baseline is None else f"{anomaly.baseline:.4g} usually"
-    return (f"{service}: {name} {direction} to {anomaly.peak:.4g} ({typical}; "
-            f"{anomaly.score:.1f}× the baseline's spread)")
+    # A baseline that never varied has (next to) no spread to measure the change by.
+    size = f"{anomaly.score:.1f}× the baseline's spread" if anomaly.score < 1e6 else "the baseline never varied"
+    return f"{service}: {name} {direction} to {anomaly.peak:.4g} ({typical}; {size})"
 
 
 def judge(service: str, name: str, signal: Signal, query: str, series: Sequence[Series], window: Window,
