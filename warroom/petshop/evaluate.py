@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,8 @@ from streams.intake import group_key
 from warroom.petshop.backfill import backfill
 from warroom.petshop.dataset import Case, Placement, Scenario, Table, place, read_scenario, read_table, series, series_name
 from warroom.servers import free_port, start_prometheus, start_tansu
-from warroom.servers.process import Server, log_tail, spawn
+from warroom.devstack import Component
+from warroom.servers.process import Server, log_tail
 from warroom.settings import Settings, load_settings
 from warroom.topics import ensure_topics
 from warroom.topology import ServiceGraph, candidates, read_file
@@ -133,26 +133,15 @@ class Running:
     worker: subprocess.Popen
     settings: Settings
     worker_log: Path
-    servers: list[Server] = field(default_factory=list)
-
-
-def _stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextlib.contextmanager
 def running_stack(scenario: Scenario, signals: dict[str, tuple[str, str, str]], work: Path,
                   say: Callable[[str], None], verbose: bool) -> Iterator[Running]:
-    """Prometheus over the backfilled TSDB, a Tansu broker and the worker; all stopped after."""
+    """Prometheus over the backfilled TSDB, a Tansu broker and the worker (a component as
+    `warroom up` runs it); all stopped after."""
     servers: list[Server] = []
-    worker: subprocess.Popen | None = None
+    worker: Component | None = None
     try:
         prometheus = start_prometheus(work / "prometheus", scrape_targets=[], retention="100y")
         servers.append(prometheus)
@@ -168,13 +157,14 @@ def running_stack(scenario: Scenario, signals: dict[str, tuple[str, str, str]], 
         asyncio.run(ensure_topics(settings))
         env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
         env |= {"WARROOM_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
-        log_path = work / "worker.log"
-        worker = spawn("worker", [sys.executable, "-m", "warroom", "worker"], log_path, env=env)
-        say(f"Prometheus {prometheus.url}, broker {kafka.bootstrap} (Tansu), worker pid {worker.pid}")
-        yield Running(prometheus, kafka, worker, settings, log_path, servers)
+        worker = Component("worker", [sys.executable, "-m", "warroom", "worker"], env, work / "worker.log")
+        worker.start()
+        assert worker.process is not None
+        say(f"Prometheus {prometheus.url}, broker {kafka.bootstrap} (Tansu), worker pid {worker.process.pid}")
+        yield Running(prometheus, kafka, worker.process, settings, worker.log_path)
     finally:
         if worker is not None:
-            _stop_worker(worker)
+            worker.stop()
         for server in reversed(servers):
             server.stop()
 
