@@ -162,10 +162,8 @@ class PrometheusSource:
         assert self.client is not None
         client, settings, window = self.client, self.settings, scope.window
         start, step = query_range_of(window, seconds(settings.step))
-        plan = [(service, name, signal, query)
-                for service in scope.services
-                for (name, signal), query in zip(settings.signals.items(),
-                                                 signal_queries(settings, service).values(), strict=True)]
+        plan = [(service, name, settings.signals[name], query)
+                for service in scope.services for name, query in signal_queries(settings, service).items()]
         slots = asyncio.Semaphore(settings.concurrency)
 
         async def ask(query: str) -> list[Series] | QueryRejected:

@@ -11,6 +11,7 @@ live incident share them while a historical incident gets the graph of its own t
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from streams.correlation.prometheus import PrometheusClient
 from streams.correlation.resilience import SourceError
 from streams.correlation.templates import render
 from warroom.settings import Discovery, Settings
-from warroom.topology import Edge, ServiceGraph, edges_from_labels, parse_edge, read_file
+from warroom.topology import Edge, ServiceGraph, TopologyError, edges_from_labels, parse_edge, read_file
 
 CACHED_MOMENTS = 32
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,22 @@ class TopologyView:
 
 def configured_edges(settings: Settings) -> list[Edge]:
     """The edges settings name: `topology.edges` (static) and `topology.file` (file).
-    Both were checked when the settings loaded."""
+
+    Both were checked when the settings loaded; a file that became unreadable since is
+    logged and left out, so runs still walk the inline edges rather than stop."""
     topology = settings.topology
     edges = [parse_edge(text, "static") for text in topology.edges]
     if topology.file is not None:
-        edges += read_file(topology.file)
+        try:
+            edges += read_file(topology.file)
+        except TopologyError as err:
+            log.error("setting 'topology.file': %s; walking the other edges only", err)
     return edges
 
 
 class Topology:
-    """The graph of one process; build once (`build_topology`), reuse across runs."""
+    """The graph of one process: the configured edges read once, discovery asked per
+    moment. Build once per process and reuse across runs; `aclose` at the end."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
