@@ -3,11 +3,13 @@ pairs, the settings that name them (errors name the key), and the candidates a r
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from warroom.settings import SettingsError, load_settings
+from streams.correlation.topology import Topology, configured_edges
+from warroom.settings import Settings, SettingsError, load_settings
 from warroom.topology import (
     Edge,
     ServiceGraph,
@@ -152,3 +154,27 @@ def test_a_bad_file_names_its_line(tmp_path: Path) -> None:
     config.write_text(f'[topology]\nfile = "{graph}"\n')
     with pytest.raises(SettingsError, match="'topology.file'.*line 2: 'web api'"):
         load_settings(config)
+
+
+# --- the graph a run walks -----------------------------------------------------------------
+
+
+async def test_without_prometheus_discovery_is_reported_not_run(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.txt"
+    graph.write_text("api -> db\n")
+    settings = Settings(topology={"edges": ["web -> api"], "file": str(graph)})
+    topology = Topology(settings)
+    view = await topology.view(datetime(2024, 5, 1, tzinfo=UTC))
+    await topology.aclose()
+    assert view.graph.edges == (Edge("api", "db", "file"), Edge("web", "api", "static"))
+    assert [(r.name, r.error) for r in view.discovery] == [
+        ("tempo", "not run: correlation.prometheus.url is not set"),
+        ("istio", "not run: correlation.prometheus.url is not set")]
+
+
+async def test_a_file_unreadable_after_start_leaves_the_inline_edges(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.txt"
+    graph.write_text("api -> db\n")
+    settings = Settings(topology={"edges": ["web -> api"], "file": str(graph), "discovery": []})
+    graph.unlink()
+    assert configured_edges(settings) == [Edge("web", "api", "static")]
