@@ -282,7 +282,8 @@ async def test_a_source_slower_than_the_run_deadline_times_out() -> None:
     done = _done(commands, "prometheus")
     assert done.outcome == "timed_out" and done.attempts == 1
     assert done.error.startswith("still running at the run deadline of 0.5 s")
-    assert 500 <= done.duration_ms < 5000 and elapsed < 5
+    # From the source's start, which follows choosing what to examine: a little under the deadline.
+    assert 400 <= done.duration_ms < 5000 and elapsed < 5
     assert commands[-1].outcome == "failed"
     assert slow.requests and slow.requests[0][0] == "/api/v1/query_range"
 
