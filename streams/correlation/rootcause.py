@@ -224,8 +224,10 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
         started = node.started_at.timestamp() if node.started_at else math.inf
         return (group, -round(accounted, 9), started, -node.score, key)
 
+    # Each service is told by its best-placed signal; the symptom by the one its alert is about.
     best_of_service: dict[str, Key] = {}
-    for key in sorted(nodes, key=order):
+    alerted = (symptom, symptom_signal or ALERT)
+    for key in sorted(nodes, key=lambda k: (k != alerted, order(k))):
         best_of_service.setdefault(key[0], key)
 
     hypotheses: list[Hypothesis] = []

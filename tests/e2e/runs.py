@@ -50,6 +50,7 @@ def completed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis]) -> 
     findings = []
     for h in hypotheses:
         finding = RecordFinding(**base(by("prometheus")), finding_id=uuid4(), source="prometheus", kind=h.signal,
+                                service=h.service, signal=h.signal,
                                 summary=h.summary or f"{h.signal} of {h.service} changed", confidence=h.confidence,
                                 changed_at=h.started_at, evidence={"service": h.service,
                                                                    "query": f'{h.signal}{{service="{h.service}"}}'})

@@ -144,7 +144,7 @@ async def test_a_schema_of_the_first_version_upgrades_in_place_and_goes_on(postg
         await conn.execute(f"INSERT INTO {s}.incidents (id, title, service, severity, status, version, opened_at) "
                            "VALUES ($1, 'db slow', 'checkout', 'high', 'open', 1, now())", incident)
 
-        assert await migrate(conn, schema) == [2]
+        assert await migrate(conn, schema) == [version for version, _ in MIGRATIONS if version > 1]
         event = seal(event_id=uuid.uuid4(), incident_id=incident, version=2,
                      data=RootCauseConfirmed(service="db", by="alice"), occurred_at=datetime.now(UTC),
                      recorded_at=datetime.now(UTC), causation_id=uuid.uuid4(), correlation_id=incident,

@@ -169,6 +169,15 @@ def test_the_alerted_signal_counts_even_when_the_window_shows_little() -> None:
     assert ranked(evidence, symptom_signal="availability") == ["checkout", "payments"]
 
 
+def test_the_symptom_is_told_by_the_signal_its_alert_is_about() -> None:
+    # Its traffic dipped a step before its errors rose: still, the alert is about errors.
+    traffic = finding("checkout", 0.0, 0.3, signal="traffic", from_step=1)
+    errors = finding("checkout", 0.0, 0.2, signal="errors", from_step=2)
+    [top] = rank_causes([traffic, errors], SHOP, "checkout", 4, symptom_signal="errors")
+    assert (top.service, top.signal) == ("checkout", "errors")
+    assert set(top.evidence) == {traffic.finding_id, errors.finding_id}
+
+
 def test_nothing_found_means_no_hypothesis() -> None:
     assert rank_causes([], SHOP, "checkout", 4) == []
     assert rank_causes([], SHOP, "checkout", 4, symptom_signal="latency") == []
