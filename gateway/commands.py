@@ -51,6 +51,7 @@ class CommandBus:
             enable_idempotence=kafka.idempotent_producer,
             acks="all",
             linger_ms=0,
+            max_request_size=kafka.max_message_bytes,
             request_timeout_ms=int(kafka.request_timeout_s * 1000),
         )
         await self.producer.start()

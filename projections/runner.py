@@ -32,7 +32,7 @@ from projections.logged import LoggedEvent
 from projections.rejects import Unreadable, decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
-from streams.dead_letters import dead_letter
+from streams.dead_letters import dead_letter, letter_limit
 from warroom.settings import Settings
 
 log = logging.getLogger("warroom.projector")
@@ -323,7 +323,8 @@ class Projector:
         for record, reason in rejected:
             log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
             key, value, headers = dead_letter(record.value, record.key, record.topic, record.partition,
-                                              record.offset, f"projector: {reason}")
+                                              record.offset, f"projector: {reason}",
+                                              limit=letter_limit(self.settings.kafka.max_message_bytes))
             await self._producer.send_and_wait(dlq, value, key=key, headers=headers)
         self.rejected += len(rejected)
 
@@ -420,6 +421,7 @@ class Projector:
                 client_id=f"{k.client_id}-projector",
                 enable_idempotence=k.idempotent_producer,
                 acks="all",
+                max_request_size=k.max_message_bytes,
                 request_timeout_ms=int(k.request_timeout_s * 1000),
             )
             try:

@@ -65,6 +65,7 @@ async def send_alert(settings: Settings, bootstrap: str, alert: Alert) -> dict[s
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=f"{settings.kafka.client_id}-cli",
         enable_idempotence=settings.kafka.idempotent_producer, acks="all",
+        max_request_size=settings.kafka.max_message_bytes,
         request_timeout_ms=int(settings.kafka.request_timeout_s * 1000))
     topic = settings.topics.name("alerts")
     key = group_key(alert.labels, settings.intake)

@@ -26,6 +26,7 @@ from warroom.servers.process import log_tail, spawn
 from pydantic import SecretStr
 
 from warroom.settings import Settings
+from warroom.supervision import Backoff
 from warroom.topics import ensure_topics
 
 COMPONENTS = ("projector", "worker", "gateway")
@@ -63,10 +64,12 @@ class Component:
     process: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
-    started: list[float] = field(default_factory=list)
+    started_at: float = 0.0
+    backoff: Backoff = field(default_factory=Backoff)
 
     def start(self) -> None:
         self.process = spawn(self.name, self.argv, self.log_path, env=self.env, death_signal=signal.SIGTERM)
+        self.started_at = time.monotonic()
 
     def stop(self, timeout: float = 20) -> None:
         proc = self.process
@@ -214,7 +217,7 @@ def _supervise(components: list[Component]) -> None:
                       f"(see {c.log_path})", flush=True)
                 c.process = None
                 c.restarts += 1
-                c.next_start = now + min(30.0, 0.5 * 2 ** min(c.restarts, 6))
+                c.next_start = now + c.backoff.after_crash(now - c.started_at)
             if c.process is None and now >= c.next_start:
                 c.start()
         time.sleep(0.5)

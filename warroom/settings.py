@@ -31,6 +31,19 @@ class KafkaSettings(Section):
     # Tansu (the embedded broker) has no InitProducerId, so idempotence is opt-in.
     idempotent_producer: bool = False
     request_timeout_s: float = Field(default=30, gt=0)
+    # The largest record any of our producers sends, and the `max.message.bytes` of the
+    # topics we create, so the broker accepts whatever a producer of ours may send.
+    max_message_bytes: int = Field(default=1_048_576, ge=256 * 1024, le=64 * 1024 * 1024)
+
+    @property
+    def max_input_bytes(self) -> int:
+        """The largest alert or command record taken in: what is derived from one (a
+        command, an event, a notice) carries it plus an envelope, and must still fit."""
+        return self.max_message_bytes - DERIVED_HEADROOM
+
+
+DERIVED_HEADROOM = 64 * 1024
+"""Bytes an envelope may add to what it carries (ids, hashes, actor, timestamps): far more than enough."""
 
 
 class TopicSettings(Section):

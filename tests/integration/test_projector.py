@@ -25,6 +25,7 @@ from aiokafka.structs import TopicPartition
 
 from contracts.common import SYSTEM
 from contracts.events import ZERO_HASH, EventEnvelope, IncidentOpened
+from harness.letters import ORIGINAL_MAX, assert_holds, poison as junk
 from harness.waiting import wait_for_async
 from projections import incidents
 from projections.apply import PROJECTION, apply_batch
@@ -430,6 +431,30 @@ async def test_an_event_postgres_refuses_is_dead_lettered_and_the_rest_applied(k
         letters = await dead_letters(settings)
         assert len(letters) == 1 and letters[0]["reason"].startswith("projector: cannot be applied")
         assert json.loads(base64.b64decode(letters[0]["original_base64"]))["event_id"] == str(poison.event_id)
+    finally:
+        await projector.stop()
+        await conn.close()
+
+
+async def test_no_record_is_too_large_to_stop_the_projector(kafka, postgres) -> None:
+    name = unique_name()
+    settings = settings_for(kafka, postgres, name, partitions=2)
+    good = list(synthetic_log(200, seed=4, concurrent=5))
+    originals = [junk(460_000), junk(ORIGINAL_MAX, b"{")]
+    await ensure_topics(settings)
+    await produce(settings, encoded(good[:100]) + [(b"big", original) for original in originals] + encoded(good[100:]))
+    projector = Projector(settings)
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        await projector.start()
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90,
+                             message="projector got past the oversized records")
+        assert await conn.fetchval(f'SELECT count(*) FROM "{name}".timeline') == len(good)
+        letters = await dead_letters(settings)
+        assert len(letters) == 2
+        for letter, original in zip(letters, originals):
+            assert_holds(letter, original)
+            assert letter["truncated"] and letter["reason"].startswith("projector: ")
     finally:
         await projector.stop()
         await conn.close()
