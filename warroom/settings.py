@@ -81,6 +81,7 @@ class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     command_timeout_s: float = Field(default=5, gt=0)
+    read_model_wait_s: float = Field(default=2, ge=0)
     min_version_wait_s: float = Field(default=5, ge=0)
     page_limit_max: int = Field(default=200, ge=1)
 

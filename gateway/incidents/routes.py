@@ -183,11 +183,11 @@ async def _read_at_least(pool: asyncpg.Pool, feed: ChangeFeed, wait_s: float, in
     if min_version is None:
         return await pool.fetchrow(query, incident_id)
     # Watch first, then read: a change committed in between still wakes us.
-    async with feed.watch_version(incident_id, min_version) as reached:
+    async with feed.watch_version(incident_id, min_version) as watch:
         row = await pool.fetchrow(query, incident_id)
         if row is None or row["version"] < min_version:
             try:
-                await asyncio.wait_for(asyncio.shield(reached), wait_s)
+                await asyncio.wait_for(asyncio.shield(watch.reached), wait_s)
             except TimeoutError:
                 pass
             row = await pool.fetchrow(query, incident_id)
