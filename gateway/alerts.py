@@ -67,7 +67,7 @@ class AlertmanagerPayload(BaseModel):
 
     version: Literal["4"]
     groupKey: str
-    truncatedAlerts: int = 0
+    truncatedAlerts: int = Field(default=0, ge=0, strict=True)
     status: Literal["firing", "resolved"]
     receiver: str
     groupLabels: dict[str, str] = Field(default_factory=dict)

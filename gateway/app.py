@@ -22,6 +22,7 @@ from gateway.commands import CommandBus, ReadYourWrites
 from gateway.eventlog import EventLog
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
+from gateway.limits import RequestLimits
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.services.routes import router as services_router
 from warroom.settings import Settings
@@ -129,6 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.add_middleware(ReadYourWrites)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Added last, so it runs first: an oversized request is refused before anything reads it.
+    app.add_middleware(RequestLimits, settings=settings.gateway)
     for router in (health.router, pages.router, incidents_router, history_router, services_router, stream.router,
                    alerts.router):
         app.include_router(router)

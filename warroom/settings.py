@@ -84,6 +84,9 @@ class GatewaySettings(Section):
     read_model_wait_s: float = Field(default=2, ge=0)
     min_version_wait_s: float = Field(default=5, ge=0)
     page_limit_max: int = Field(default=200, ge=1)
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    max_alert_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
 
 
 class SSESettings(Section):
