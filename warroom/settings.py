@@ -105,6 +105,10 @@ class ProjectorSettings(Section):
     batch_max: int = Field(default=2000, ge=1)
     batch_wait_ms: int = Field(default=20, ge=0)
     group_id: str = "warroom-projector"
+    # When the broker comes back with another or shorter log than the read models describe:
+    # "refuse" applies nothing until it is that log again; "rebuild" empties the read models
+    # and reads the log there is from its start (what `warroom up` runs on its memory-only broker).
+    on_log_reset: Literal["refuse", "rebuild"] = "refuse"
 
 
 class PrometheusSource(Section):

@@ -70,3 +70,13 @@ class ExternalKafka:
     @property
     def port(self) -> int:
         return int(self.bootstrap.rsplit(":", 1)[1])
+
+
+def come_back_empty(server) -> None:
+    """Stop the broker and start it again on the same port holding no log at all, as a
+    memory-only Tansu does by itself and an Apache Kafka does whose storage was lost
+    (formatted again, so under another cluster id)."""
+    if server.flavor == "apache":
+        server.stop()
+        shutil.rmtree(server.data_dir / "kraft-logs")
+    server.restart()
