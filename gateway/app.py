@@ -23,6 +23,7 @@ from gateway.eventlog import EventLog
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
 from gateway.limits import RequestLimits
+from gateway.log_watch import LogGuard, LogWatch
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.services.routes import router as services_router
 from warroom.settings import Settings
@@ -108,7 +109,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _with_retries("event-log reader", event_log.start)
         stack.push_async_callback(event_log.stop)
 
+        log_watch = LogWatch(settings, pool, bus)
+        await _with_retries("log watch", log_watch.start)
+        stack.push_async_callback(log_watch.stop)
+
         app.state.pool, app.state.bus, app.state.feed, app.state.event_log = pool, bus, feed, event_log
+        app.state.log_watch = log_watch
         log.info("gateway: ready (schema %s, topics %s.*)", settings.postgres.schema_name, settings.topics.prefix)
         yield
 
@@ -129,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = GatewayMetrics()
     problems.install(app)
     app.add_middleware(ReadYourWrites)
+    app.add_middleware(LogGuard)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Added last, so it runs first: an oversized request is refused before anything reads it.
     app.add_middleware(RequestLimits, settings=settings.gateway)

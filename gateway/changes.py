@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from gateway.metrics import GatewayMetrics
+from projections.log_reset import RESET
 from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class Subscription:
     dropped: bool = False
 
     def matches(self, change: Change) -> bool:
+        if change.type == RESET:
+            return True  # every client must refetch, whatever it follows
         return (self.incident is None or change.incident_id == self.incident) and (
             self.service is None or change.service == self.service)
 

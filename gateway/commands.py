@@ -150,6 +150,15 @@ class CommandBus:
         parts = await self.producer.partitions_for(self._outcomes_topic)
         return [TopicPartition(self._outcomes_topic, p) for p in sorted(parts)]
 
+    async def follow_new_log(self) -> None:
+        """The broker holds another log now: hear outcomes from its start, where the answers
+        to the commands sent since it came back are (positions in the old log mean nothing)."""
+        if self._consumer is None:
+            return
+        partitions = await self._outcome_partitions()
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+
     @property
     def hearing_outcomes(self) -> bool:
         """True while the outcome listener runs."""

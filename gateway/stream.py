@@ -39,8 +39,7 @@ SELECT_BACKLOG = """
 select change_id, incident_id, version, type, service, payload::text as payload
 from changes
 where change_id > $1 and change_id <= $2
-  and ($3::uuid is null or incident_id = $3)
-  and ($4::text is null or service = $4)
+  and (type = 'reset' or (($3::uuid is null or incident_id = $3) and ($4::text is null or service = $4)))
 order by change_id limit $5
 """
 

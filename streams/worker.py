@@ -50,6 +50,7 @@ from streams.decider import Rejected
 from streams.incident import Applied, State
 from streams.incident_log import execute
 from streams.intake_agents import install_intake
+from streams.log_watch import install_log_watch
 from warroom.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class DeciderShell:
         self.changelog_topic = changelog.get_topic_name()
         self.encode_state = codecs.get_codec(changelog.value_serializer).dumps
         self.pending: dict[str, Applied] = {}  # decided and sent, not yet in the table
+        self.read_through: dict[int, int] = {}  # commands partition -> next offset read
         self.max_bytes = streams.settings.kafka.max_input_bytes
         self._last: asyncio.Future | None = None
 
@@ -152,6 +154,7 @@ class DeciderShell:
         letters: list[asyncio.Future] = []
         for record in batch:
             message = record.message
+            self.read_through[message.partition] = message.offset + 1
             try:
                 command = parse(message.key, message.value, self.max_bytes)
             except Poison as poison:
@@ -277,7 +280,8 @@ def run(settings: Settings) -> None:
     asyncio.set_event_loop(loop)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     streams = create_app(settings)
-    install_decider(streams)
+    decider = install_decider(streams)
+    install_log_watch(streams, lambda: decider.read_through)
     install_intake(streams)
     install_correlation(streams)
     worker = faust.Worker(streams.app, loop=loop, loglevel=settings.log_level.upper())

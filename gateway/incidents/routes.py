@@ -276,9 +276,8 @@ async def events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:
     rows = await pool.fetch(queries.SELECT_EVENT_POSITIONS, incident_id, after_version, limit)
-    positions = [(row["kafka_partition"], row["kafka_offset"]) for row in rows]
     try:
-        values = await event_log.read(positions)
+        values = await event_log.read_incident(incident_id, [tuple(row) for row in rows])
     except EventNotInLog as err:
         raise Problem.unavailable(f"the log does not hold an event the read model names: {err}") from None
     except TimeoutError:
