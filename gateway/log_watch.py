@@ -17,7 +17,6 @@ import asyncio
 import logging
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,7 +24,7 @@ from gateway.commands import CommandBus
 from gateway.problems import Problem
 from projections import log_reset, offsets
 from projections.apply import PROJECTION
-from streams.log_identity import cluster_id, went_back
+from streams.log_identity import LogProbe
 from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,17 +40,13 @@ class LogWatch:
         self._pool = pool
         self._bus = bus
         self._topic = settings.topics.name("events")
-        self._consumer: AIOKafkaConsumer | None = None
+        self._probe = LogProbe(settings.kafka, "gateway-log-watch")
         self._task: asyncio.Task[None] | None = None
         self._cluster: str | None = None
         self.problem: str | None = None
 
     async def start(self) -> None:
-        kafka = self._settings.kafka
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap, client_id=f"{kafka.client_id}-gateway-log-watch", group_id=None,
-            enable_auto_commit=False, request_timeout_ms=int(kafka.request_timeout_s * 1000))
-        await self._consumer.start()
+        await self._probe.start()
         await self.check()
         self._task = asyncio.create_task(self._follow(), name="log-watch")
 
@@ -59,8 +54,7 @@ class LogWatch:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._probe.stop()
 
     async def _follow(self) -> None:
         while True:
@@ -75,22 +69,15 @@ class LogWatch:
 
     async def check(self) -> None:
         """Compare the broker with what the read models record; set `problem`."""
-        assert self._consumer is not None and self._bus.producer is not None
-        cluster = await cluster_id(self._bus.producer.client)
+        schema = self._settings.postgres.schema_name
+        partitions = await self._probe.partitions(self._topic)
+        known = await log_reset.recorded(self._pool, schema, self._topic)
+        stored = await offsets.load(self._pool, schema, PROJECTION, self._topic, partitions)
+        problem, cluster = await self._probe.check(known.cluster_id if known else None, self._topic, stored)
         if self._cluster is not None and cluster != self._cluster:
             log.warning("log watch: the broker is another cluster now (%s, was %s)", cluster, self._cluster)
             await self._bus.follow_new_log()
         self._cluster = cluster
-        partitions = self._consumer.partitions_for_topic(self._topic)
-        if partitions is None:
-            await self._consumer.topics()  # a topic created since: fetch the metadata again
-            partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        ends = await self._consumer.end_offsets([TopicPartition(self._topic, p) for p in partitions])
-        schema = self._settings.postgres.schema_name
-        known = await log_reset.recorded(self._pool, schema, self._topic)
-        stored = await offsets.load(self._pool, schema, PROJECTION, self._topic, partitions)
-        problem = went_back(known.cluster_id if known else None, cluster, stored,
-                            {tp.partition: end for tp, end in ends.items()})
         if problem != self.problem:
             (log.warning if problem else log.info)("log watch: %s", problem or "the log is the one the read models describe")
         self.problem = problem

@@ -39,7 +39,7 @@ from projections.rejects import Unreadable, decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
 from streams.dead_letters import dead_letter, letter_limit
-from streams.log_identity import cluster_id, went_back
+from streams.log_identity import LogProbe
 from warroom.settings import Settings
 
 log = logging.getLogger("warroom.projector")
@@ -154,6 +154,7 @@ class Projector:
         self._conn: asyncpg.Connection | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._probe: LogProbe | None = None
         self._db_lock = asyncio.Lock()
         self._rewind = False
         self._generation = 0
@@ -353,13 +354,21 @@ class Projector:
         """Whether the log is still the one the read models describe; when it went back,
         rebuild (`on_log_reset = "rebuild"`) or hold off (`log_problem` says why)."""
         self._next_log_check = time.monotonic() + LOG_CHECK_S
-        consumer, producer = self._consumer, self._producer
-        if consumer is None or producer is None:
+        consumer, probe = self._consumer, self._probe
+        if consumer is None or probe is None:
             return
-        ours = [tp for tp in (consumer.assignment() if partitions is None else partitions) if tp.topic == self.topic]
+        ours = [tp.partition for tp in (consumer.assignment() if partitions is None else partitions)
+                if tp.topic == self.topic]
+        async with self._db_lock:
+            try:
+                conn = self._require_db()
+                known = await log_reset.recorded(conn, self.schema, self.topic)
+                stored = await offsets.load(conn, self.schema, self.projection, self.topic, ours)
+            except DATABASE_ERRORS as err:
+                log.warning("cannot check the log against the read models yet: %r", err)
+                return
         try:
-            cluster = await cluster_id(producer.client)
-            ends = await consumer.end_offsets(ours) if ours else {}
+            why, cluster = await probe.check(known.cluster_id if known else None, self.topic, stored)
         except (KafkaError, OSError) as err:
             log.info("cannot check the log yet: %r", err)
             return
@@ -367,10 +376,6 @@ class Projector:
         async with self._db_lock:
             try:
                 conn = self._require_db()
-                known = await log_reset.recorded(conn, self.schema, self.topic)
-                stored = await offsets.load(conn, self.schema, self.projection, self.topic, [tp.partition for tp in ours])
-                why = went_back(known.cluster_id if known else None, cluster, stored,
-                                {tp.partition: end for tp, end in ends.items()})
                 if why is None:
                     await self._log_is_ours(conn, known, cluster)
                 elif self.settings.projector.on_log_reset == "rebuild":
@@ -497,25 +502,26 @@ class Projector:
                 max_request_size=k.max_message_bytes,
                 request_timeout_ms=int(k.request_timeout_s * 1000),
             )
+            probe = LogProbe(k, "projector-log-check")
             try:
                 await consumer.start()
                 await producer.start()
+                await probe.start()
+                self._consumer, self._producer, self._probe = consumer, producer, probe
                 consumer.subscribe([self.topic], listener=_Seeker(self))
-                self._consumer, self._producer = consumer, producer
                 return
             except (KafkaError, OSError) as err:
                 attempt += 1
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                for client in (consumer, producer, probe):
+                    with contextlib.suppress(Exception):
+                        await client.stop()
                 log.warning("Kafka at %s not available (%r), retrying", k.bootstrap, err)
                 await self._backoff(attempt)
 
     async def _stop_kafka(self) -> None:
-        consumer, producer = self._consumer, self._producer
-        self._consumer = self._producer = None
-        for client in (consumer, producer):
+        consumer, producer, probe = self._consumer, self._producer, self._probe
+        self._consumer = self._producer = self._probe = None
+        for client in (consumer, producer, probe):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.stop(), 10)

@@ -26,7 +26,7 @@ from warroom.servers.process import log_tail, spawn
 from pydantic import SecretStr
 
 from warroom.settings import Settings
-from warroom.supervision import Backoff
+from warroom.supervision import Backoff, supervise
 from warroom.topics import ensure_topics
 
 COMPONENTS = ("projector", "worker", "gateway")
@@ -112,6 +112,8 @@ def _component_env(settings: Settings, bootstrap: str, dsn: str, secret: str, ho
         WARROOM_GATEWAY__HOST=host,
         WARROOM_GATEWAY__PORT=str(port),
         PYTHONUNBUFFERED="1",
+        # The broker is memory-only: when it restarts empty, the read models follow it.
+        WARROOM_PROJECTOR__ON_LOG_RESET="rebuild",
     )
     if config is not None:
         env["WARROOM_CONFIG"] = str(Path(config).resolve())
@@ -172,10 +174,11 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
             components.append(Component(name, [sys.executable, "-m", "warroom", name], env, logs / f"{name}.log"))
             components[-1].start()
         url = f"http://{host}:{port}"
-        (data_dir / "stack.json").write_text(json.dumps(
-            {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid(),
-             "children": {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}},
-            indent=2))
+
+        def write_stack() -> None:
+            _write_stack(data_dir, url, kafka.bootstrap, pg.dsn, servers, components)
+
+        write_stack()
         token = _mint(settings, secret)
         _wait_ready(url, components, token, READY_TIMEOUT_S)
         print(f"warroom: ready in {time.monotonic() - started:.1f}s", flush=True)
@@ -183,7 +186,8 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
         print(f"warroom: signed-in link {url}/#token={token}", flush=True)
         print(f"warroom: token (admin, 12h) {token}", flush=True)
         print(f"warroom: logs in {logs}; Ctrl-C stops everything", flush=True)
-        _supervise(components)
+        supervise(servers, components, changed=write_stack,
+                  restarted=lambda server: _restarted(server, run_settings, components))
     except Stop as why:
         print(f"warroom: {why}, stopping", flush=True)
     finally:
@@ -206,18 +210,24 @@ def _mint(settings: Settings, secret: str) -> str:
     return mint_token(with_secret, sub="admin", roles=["admin"])
 
 
-def _supervise(components: list[Component]) -> None:
-    # A crashed component is restarted with backoff; the others keep serving.
-    while True:
-        now = time.monotonic()
-        for c in components:
-            proc = c.process
-            if proc is not None and proc.poll() is not None:
-                print(f"warroom: {c.name} exited with {proc.returncode}; restarting "
-                      f"(see {c.log_path})", flush=True)
-                c.process = None
-                c.restarts += 1
-                c.next_start = now + c.backoff.after_crash(now - c.started_at)
-            if c.process is None and now >= c.next_start:
-                c.start()
-        time.sleep(0.5)
+def _write_stack(data_dir: Path, url: str, kafka: str, postgres: str, servers: list[Server],
+                 components: list[Component]) -> None:
+    """`stack.json`: where the running stack is (`--data-dir` of other commands reads it)."""
+    children = {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}
+    path = data_dir / "stack.json"
+    path.with_suffix(".tmp").write_text(json.dumps(
+        {"url": url, "kafka": kafka, "postgres": postgres, "pid": os.getpid(), "children": children}, indent=2))
+    path.with_suffix(".tmp").replace(path)
+
+
+def _restarted(server: Server, settings: Settings, components: list[Component]) -> None:
+    """After a server came back: the broker holds nothing, so it needs its topics again and
+    the worker a fresh start (its tables came from the log that is gone); the projector and
+    the gateway notice by themselves (`streams.log_identity`). PostgreSQL kept its data."""
+    if server.name != "tansu":
+        return
+    asyncio.run(ensure_topics(settings))
+    for component in components:
+        if component.name == "worker":
+            component.stop()
+            component.start()
