@@ -21,6 +21,7 @@ from harness.servers import (  # noqa: E402
     in_ci,
     jar_cache_dir,
     kafka_choice,
+    outside_pytest_tmp,
     start_or_give_up,
 )
 from harness.waiting import wait_for  # noqa: E402
@@ -106,11 +107,18 @@ def apache_kafka(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ka
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_or_give_up("PostgreSQL", lambda: start_postgres(
-        tmp_path_factory.mktemp("postgres"), durable=False))
-    yield server
-    server.stop()
+def postgres() -> Iterator[PostgresServer]:
+    with outside_pytest_tmp("warroom-test-pg-") as data_dir:
+        server = start_or_give_up("PostgreSQL", lambda: start_postgres(data_dir, durable=False))
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A data directory for a PostgreSQL of the test's own (see `outside_pytest_tmp`)."""
+    with outside_pytest_tmp("warroom-test-pg-") as data_dir:
+        yield data_dir
 
 
 @pytest.fixture(scope="session")

@@ -94,8 +94,12 @@ def _cmd_contracts_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from warroom.devstack import stack_settings
     from warroom.doctor import doctor
+
+    settings = _settings(args)
+    if args.data_dir is not None:
+        settings = stack_settings(settings, args.data_dir)
 
     report = asyncio.run(doctor(settings, args.service))
     print(json.dumps(report, indent=2) if args.json else report_text(report))
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--service", default=None,
                         help="run every source's queries for this service (default: the first SLO's service)")
+    doctor.add_argument("--data-dir", type=Path, default=None, help="check the `warroom up` running there")
     doctor.set_defaults(func=_cmd_doctor)
 
     alert = sub.add_parser("alert", help="alerts, as a producer publishes them")
@@ -181,7 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     from warroom.history_cli import register
 
     register(sub)  # replay, audit, postmortem
+    _accept_config_everywhere(parser)
     return parser
+
+
+def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand, however deep, its own `--config` (`warroom up --config F`
+    as well as `warroom --config F up`). Unset there, it leaves the top-level value alone."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if "--config" not in command._option_string_actions:
+                    command.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                                         help="warroom.toml to read (default: $WARROOM_CONFIG or ./warroom.toml)")
+                _accept_config_everywhere(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from warroom.servers import Server, free_port, start_postgres, start_tansu
 from warroom.servers.process import log_tail, spawn
 from pydantic import SecretStr
 
-from warroom.settings import Settings
+from warroom.settings import Settings, SettingsError
 from warroom.supervision import Backoff, supervise
 from warroom.topics import ensure_topics
 
@@ -208,6 +208,25 @@ def _mint(settings: Settings, secret: str) -> str:
 
     with_secret = settings.model_copy(update={"auth": settings.auth.model_copy(update={"jwt_secret": SecretStr(secret)})})
     return mint_token(with_secret, sub="admin", roles=["admin"])
+
+
+def read_stack(data_dir: Path) -> dict:
+    """What `warroom up` running in `data_dir` wrote to its `stack.json`; SettingsError if none."""
+    path = data_dir / "stack.json"
+    try:
+        stack = json.loads(path.read_text())
+        stack["kafka"], stack["postgres"]  # noqa: B018 - both must be there
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SettingsError(f"cannot read {path} (is `warroom up` running there?): {err}") from None
+    return stack
+
+
+def stack_settings(settings: Settings, data_dir: Path) -> Settings:
+    """`settings` pointed at the broker and the database of the `warroom up` running in `data_dir`."""
+    stack = read_stack(data_dir)
+    return settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={"bootstrap": stack["kafka"]}),
+        "postgres": settings.postgres.model_copy(update={"dsn": stack["postgres"]})})
 
 
 def _write_stack(data_dir: Path, url: str, kafka: str, postgres: str, servers: list[Server],

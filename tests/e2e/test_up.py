@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from harness.waiting import wait_for, wait_for_async
@@ -48,6 +49,7 @@ class Up:
     data_dir: Path
     log_path: Path
     env: dict[str, str]
+    config: Path
 
     @property
     def headers(self) -> dict[str, str]:
@@ -60,18 +62,24 @@ class Up:
         return json.loads((self.data_dir / "stack.json").read_text())["children"]
 
 
+ISSUER = "warroom-up-under-test"
+
+
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
+def up(tmp_path: Path, pg_dir: Path) -> Iterator[Up]:
     port = free_port()
-    data_dir = tmp_path / "data"
+    data_dir = pg_dir  # it holds PostgreSQL's data: kept outside pytest's temporary root
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
     log_path = tmp_path / "up.log"
     log = open(log_path, "w+")
+    config = tmp_path / "warroom.toml"
+    config.write_text(f'[auth]\nissuer = "{ISSUER}"\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "warroom", "up", "--port", str(port), "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "warroom", "up", "--port", str(port), "--data-dir", str(data_dir),
+         "--config", str(config)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
-    running = Up(proc, f"http://127.0.0.1:{port}", "", data_dir, log_path, env)
+    running = Up(proc, f"http://127.0.0.1:{port}", "", data_dir, log_path, env, config)
     try:
         wait_for(lambda: "ready in" in running.output(), timeout=90, message="warroom up printing 'ready'")
         running.token = running.output().split("token (admin, 12h) ")[1].split()[0]
@@ -89,6 +97,17 @@ def test_up_serves_and_stops_cleanly(up: Up) -> None:
     output = up.output()
     assert f"{up.url}/" in output
     assert httpx.get(f"{up.url}/readyz", timeout=5).status_code == 200
+    # `up --config FILE` read the file: the token it printed names the issuer set there.
+    assert jwt.decode(up.token, options={"verify_signature": False})["iss"] == ISSUER
+
+    # `doctor --config F --data-dir D` checks the stack running there, not the defaults.
+    doctor = subprocess.run(
+        [sys.executable, "-m", "warroom", "doctor", "--json", "--config", str(up.config),
+         "--data-dir", str(up.data_dir)], cwd=ROOT, env=up.env, capture_output=True, text=True, timeout=120)
+    checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
+    assert checks["kafka"]["ok"] and checks["postgres"]["ok"], doctor.stdout
+    assert up.children()["tansu"] and str(json.loads((up.data_dir / "stack.json").read_text())["kafka"]) in \
+        checks["kafka"]["detail"]
 
     # The whole path works: a command is decided, projected and readable.
     created = httpx.post(f"{up.url}/v1/incidents", headers=up.headers, timeout=15,
@@ -99,7 +118,8 @@ def test_up_serves_and_stops_cleanly(up: Up) -> None:
 
     # `warroom token --data-dir` uses the secret `up` generated.
     minted = subprocess.run(
-        [sys.executable, "-m", "warroom", "token", "--role", "viewer", "--sub", "bob", "--data-dir", str(up.data_dir)],
+        [sys.executable, "-m", "warroom", "token", "--role", "viewer", "--sub", "bob", "--data-dir", str(up.data_dir),
+         "--config", str(up.config)],
         cwd=ROOT, env=up.env, capture_output=True, text=True, timeout=60,
     )
     assert minted.returncode == 0, minted.stderr

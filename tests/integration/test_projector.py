@@ -379,8 +379,8 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka, postgres, tmp_
 # --- PostgreSQL going away ------------------------------------------------------------------
 
 
-async def test_postgres_restart_heals_without_a_person(kafka, tmp_path) -> None:
-    private = start_postgres(tmp_path / "pg", durable=False)
+async def test_postgres_restart_heals_without_a_person(kafka, pg_dir) -> None:
+    private = start_postgres(pg_dir, durable=False)
     name = unique_name()
     # Small batches, so the restart lands while batches are being applied.
     settings = settings_for(kafka, private, name, batch_max=50)
