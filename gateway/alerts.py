@@ -67,7 +67,7 @@ class AlertmanagerPayload(BaseModel):
 
     version: Literal["4"]
     groupKey: str
-    truncatedAlerts: int = 0
+    truncatedAlerts: int = Field(default=0, ge=0, strict=True)
     status: Literal["firing", "resolved"]
     receiver: str
     groupLabels: dict[str, str] = Field(default_factory=dict)
@@ -136,16 +136,20 @@ async def publish(bus: BusDep, settings: Settings, alerts: list[Alert], user: Us
         if problem is not None:
             field = f"{index}.{problem[0]}" if len(alerts) > 1 else problem[0]
             raise Problem.invalid(field, problem[1])
+    records = [(group_key(alert.labels, intake).encode(),
+                (alert if alert.source else alert.model_copy(update={"source": user.sub})).model_dump_json().encode())
+               for alert in alerts]
+    limit = settings.kafka.max_input_bytes
+    for index, (_, value) in enumerate(records):
+        if len(value) > limit:
+            raise Problem.invalid(str(index) if len(alerts) > 1 else "body",
+                                  f"an alert may take {limit} bytes as JSON; this one takes {len(value)}")
     producer = bus.producer
     assert producer is not None, "the command bus is started by the lifespan"
     topic = settings.topics.name("alerts")
     try:
         async with asyncio.timeout(settings.gateway.command_timeout_s):
-            acks = [await producer.send(
-                        topic, key=group_key(alert.labels, intake).encode(),
-                        value=(alert if alert.source else alert.model_copy(update={"source": user.sub}))
-                        .model_dump_json().encode())
-                    for alert in alerts]
+            acks = [await producer.send(topic, key=key, value=value) for key, value in records]
             await asyncio.gather(*acks)
     except TimeoutError:
         raise Problem.unavailable("Kafka did not acknowledge the alerts in time; send them again") from None

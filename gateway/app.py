@@ -18,10 +18,12 @@ from fastapi import FastAPI
 from gateway import alerts, health, pages, problems, stream
 from gateway.auth import TokenVerifier
 from gateway.changes import ChangeFeed
-from gateway.commands import CommandBus
+from gateway.commands import CommandBus, ReadYourWrites
 from gateway.eventlog import EventLog
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
+from gateway.limits import RequestLimits
+from gateway.log_watch import LogGuard, LogWatch
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.scorecard.routes import router as scorecard_router
 from gateway.services.routes import router as services_router
@@ -90,8 +92,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await _with_retries("PostgreSQL pool", lambda: _open_pool(settings))
         stack.push_async_callback(pool.close)
 
+        feed = ChangeFeed(settings, metrics)
+        await _with_retries("change feed", feed.start)
+        stack.push_async_callback(feed.stop)
+
         async def start_bus() -> CommandBus:
-            bus = CommandBus(settings, metrics)
+            bus = CommandBus(settings, metrics, feed, pool)
             try:
                 await bus.start()
             except BaseException:
@@ -102,10 +108,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = await _with_retries("Kafka producer and outcome listener", start_bus)
         stack.push_async_callback(bus.stop)
 
-        feed = ChangeFeed(settings, metrics)
-        await _with_retries("change feed", feed.start)
-        stack.push_async_callback(feed.stop)
-
         event_log = EventLog(settings)
         await _with_retries("event-log reader", event_log.start)
         stack.push_async_callback(event_log.stop)
@@ -113,8 +115,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topology = Topology(settings)
         stack.push_async_callback(topology.aclose)
 
+        log_watch = LogWatch(settings, pool, bus)
+        await _with_retries("log watch", log_watch.start)
+        stack.push_async_callback(log_watch.stop)
+
         app.state.pool, app.state.bus, app.state.feed, app.state.event_log = pool, bus, feed, event_log
-        app.state.topology = topology
+        app.state.topology, app.state.log_watch = topology, log_watch
         log.info("gateway: ready (schema %s, topics %s.*)", settings.postgres.schema_name, settings.topics.prefix)
         yield
 
@@ -134,7 +140,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.metrics = GatewayMetrics()
     problems.install(app)
+    app.add_middleware(ReadYourWrites)
+    app.add_middleware(LogGuard)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Added last, so it runs first: an oversized request is refused before anything reads it.
+    app.add_middleware(RequestLimits, settings=settings.gateway)
     for router in (health.router, pages.router, incidents_router, history_router, services_router,
                    scorecard_router, topology_router, stream.router, alerts.router):
         app.include_router(router)

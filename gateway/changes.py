@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from gateway.metrics import GatewayMetrics
+from projections.log_reset import RESET
 from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class Subscription:
     dropped: bool = False
 
     def matches(self, change: Change) -> bool:
+        if change.type == RESET:
+            return True  # every client must refetch, whatever it follows
         return (self.incident is None or change.incident_id == self.incident) and (
             self.service is None or change.service == self.service)
 
@@ -113,10 +116,26 @@ class Subscription:
             self.queue.put_nowait(None)
 
 
-@dataclass
-class _VersionWaiter:
-    version: int
+@dataclass(eq=False)
+class VersionWatch:
+    """The versions of one incident the feed has delivered since the watch began, and a
+    future that completes once they reach `target` (which may be set after the start)."""
+
+    target: int | None = None
+    seen: int = 0
     reached: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def saw(self, version: int) -> None:
+        self.seen = max(self.seen, version)
+        self._check()
+
+    def aim(self, version: int) -> None:
+        self.target = version
+        self._check()
+
+    def _check(self) -> None:
+        if self.target is not None and self.seen >= self.target and not self.reached.done():
+            self.reached.set_result(None)
 
 
 class ChangeFeed:
@@ -131,7 +150,7 @@ class ChangeFeed:
         self._page = max(1, min(PAGE, self._queue_size // 2))
         self._metrics = metrics
         self._subs: set[Subscription] = set()
-        self._waiters: dict[UUID, list[_VersionWaiter]] = defaultdict(list)
+        self._watches: dict[UUID, list[VersionWatch]] = defaultdict(list)
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -271,15 +290,8 @@ class ChangeFeed:
             self.unsubscribe(sub)
             log.info("change feed: dropped a subscriber whose queue was full")
         if change.incident_id is not None and change.version is not None:
-            self._resolve_waiters(change.incident_id, change.version)
-
-    def _resolve_waiters(self, incident_id: UUID, version: int) -> None:
-        waiters = self._waiters.get(incident_id)
-        if not waiters:
-            return
-        for waiter in waiters:
-            if waiter.version <= version and not waiter.reached.done():
-                waiter.reached.set_result(None)
+            for watch in self._watches.get(change.incident_id, ()):
+                watch.saw(change.version)
 
     async def _check_rewound(self) -> None:
         """A feed rebuilt from scratch (replay) restarts its ids: follow it and reset clients."""
@@ -306,20 +318,22 @@ class ChangeFeed:
         self._metrics.sse_clients.set(len(self._subs))
 
     @asynccontextmanager
-    async def watch_version(self, incident_id: UUID, version: int) -> AsyncIterator[asyncio.Future[None]]:
-        """A future that completes once a change of `incident_id` at `version` or later is seen.
+    async def watch_version(self, incident_id: UUID, version: int | None = None) -> AsyncIterator[VersionWatch]:
+        """A watch whose `reached` completes once a change of `incident_id` at `version`
+        (or at the version later given to `aim`) or later has been delivered.
 
-        Enter it before reading the read model, so a change committed in between is not missed.
+        Enter it before whatever the change follows (reading the read model, sending a
+        command), so a change committed in between is not missed.
         """
-        waiter = _VersionWaiter(version)
-        self._waiters[incident_id].append(waiter)
+        watch = VersionWatch(version)
+        self._watches[incident_id].append(watch)
         try:
-            yield waiter.reached
+            yield watch
         finally:
-            waiters = self._waiters.get(incident_id, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(incident_id, None)
-            if not waiter.reached.done():
-                waiter.reached.cancel()
+            watches = self._watches.get(incident_id, [])
+            if watch in watches:
+                watches.remove(watch)
+            if not watches:
+                self._watches.pop(incident_id, None)
+            if not watch.reached.done():
+                watch.reached.cancel()

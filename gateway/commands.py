@@ -1,9 +1,22 @@
-"""Sending commands to the decider and hearing what became of them.
+"""Sending commands to the decider and hearing what became of them: the gateway's one
+command path. Every route that changes something calls `CommandBus.send`, and gets from
+it, without doing anything itself:
 
-A command goes to the commands topic keyed by its incident; the decider answers on the
-outcomes topic with one CommandOutcome per command. Every gateway reads every outcome
-partition from the end (no consumer group), so whichever copy sent a command hears its
-answer, and resolves the waiting request by command_id.
+- **503 when nothing was sent.** The command is a record on the commands topic keyed by
+  its incident. If the broker does not acknowledge it within `gateway.command_timeout_s`,
+  `send` raises `CommandNotSent`, a 503 `unavailable` problem: never "sent" for a record
+  that is not on the log (the producer gives a record up once it is that old).
+- **The decider's answer.** The decider answers on the outcomes topic with one
+  `CommandOutcome` per command. Every gateway reads every outcome partition from the end
+  (no consumer group), so whichever copy sent a command hears its answer, and resolves
+  the waiting request by command_id. No answer in time: `send` returns None (202).
+- **Read-your-writes.** An accepted command is answered only once the read models this
+  gateway serves show the incident at the answered version: `send` watches the change
+  feed for the incident before producing, and waits (at most `gateway.read_model_wait_s`)
+  for that version, so a GET right after the answer never sees a 404 or an older
+  version. If the projector is slower than that, the answer still goes out, with the
+  header `Warroom-Read-Model: behind` (set by `ReadYourWrites` on whatever response the
+  route returns).
 """
 
 from __future__ import annotations
@@ -11,25 +24,82 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 from uuid import UUID
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import CommandBase, CommandOutcome
+from gateway.changes import ChangeFeed, VersionWatch
+from gateway.incidents.queries import SELECT_VERSION
 from gateway.metrics import GatewayMetrics
+from gateway.problems import Problem
 from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
+
+READ_MODEL_HEADER = "Warroom-Read-Model"
+# After the command timeout, how long a record still in the producer's buffer is given to
+# be either acknowledged or given up (the producer gives it up at its next attempt).
+UNSENT_GRACE_S = 2.0
+
+
+class CommandNotSent(Problem):
+    """503: the broker did not acknowledge the command, so it is not on the log."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(503, "unavailable", detail, headers={"Retry-After": "1"})
+
+
+@dataclass
+class _Answer:
+    """What the command path learnt about the request it serves (one per HTTP request)."""
+
+    read_model_behind: bool = False
+
+
+_answer: ContextVar[_Answer | None] = ContextVar("warroom_command_answer", default=None)
+
+
+class ReadYourWrites:
+    """ASGI middleware: adds `Warroom-Read-Model: behind` to the response of a request whose
+    command was answered before the read models showed it (see `CommandBus.send`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answer = _Answer()
+        token = _answer.set(answer)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start" and answer.read_model_behind:
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (READ_MODEL_HEADER.lower().encode(), b"behind")]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            _answer.reset(token)
 
 
 class CommandBus:
     """Produces commands and waits for their outcomes."""
 
-    def __init__(self, settings: Settings, metrics: GatewayMetrics) -> None:
+    def __init__(self, settings: Settings, metrics: GatewayMetrics, feed: ChangeFeed, pool: asyncpg.Pool) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._feed = feed
+        self._pool = pool
         self._topic = settings.topics.name("commands")
         self._outcomes_topic = settings.topics.name("outcomes")
         self._waiting: dict[UUID, asyncio.Future[CommandOutcome]] = {}
@@ -51,7 +121,10 @@ class CommandBus:
             enable_idempotence=kafka.idempotent_producer,
             acks="all",
             linger_ms=0,
-            request_timeout_ms=int(kafka.request_timeout_s * 1000),
+            max_request_size=kafka.max_message_bytes,
+            # A record older than the command timeout is given up, not delivered later: the
+            # request it belonged to has been answered 503 by then.
+            request_timeout_ms=int(min(kafka.request_timeout_s, self._settings.gateway.command_timeout_s) * 1000),
         )
         await self.producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -76,6 +149,15 @@ class CommandBus:
         assert self.producer is not None
         parts = await self.producer.partitions_for(self._outcomes_topic)
         return [TopicPartition(self._outcomes_topic, p) for p in sorted(parts)]
+
+    async def follow_new_log(self) -> None:
+        """The broker holds another log now: hear outcomes from its start, where the answers
+        to the commands sent since it came back are (positions in the old log mean nothing)."""
+        if self._consumer is None:
+            return
+        partitions = await self._outcome_partitions()
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
 
     @property
     def hearing_outcomes(self) -> bool:
@@ -128,29 +210,41 @@ class CommandBus:
             waiter.set_result(outcome)
 
     async def send(self, command: CommandBase, timeout_s: float | None = None) -> CommandOutcome | None:
-        """Produce `command` and wait for its outcome; None when it cannot be told in time.
+        """Produce `command`, wait for its outcome and, once accepted, for the read models to
+        show it (see the module docstring); None when the outcome cannot be told in time.
 
-        None means the command may or may not take effect (it may still be in flight).
-        Raises KafkaError when the broker refused it outright (then it was not sent).
+        None means the command is on the log and may or may not take effect yet. Raises
+        `CommandNotSent` (503) when the broker did not acknowledge it: then it is not.
         """
         assert self.producer is not None, "CommandBus.start() was not awaited"
+        # Watched before producing: the change at the answered version comes after this.
+        async with self._feed.watch_version(command.incident_id) as watch:
+            outcome = await self._decided(command, timeout_s)
+            if outcome is not None and outcome.accepted and outcome.version > 0:
+                if not await self._read_model_shows(command.incident_id, outcome, watch):
+                    self._metrics.read_model_behind.inc()
+                    answer = _answer.get()
+                    if answer is not None:
+                        answer.read_model_behind = True
+        return outcome
+
+    async def _decided(self, command: CommandBase, timeout_s: float | None) -> CommandOutcome | None:
         timeout_s = self._settings.gateway.command_timeout_s if timeout_s is None else timeout_s
         kind = command.type  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         started = time.perf_counter()
-        waiter: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
-        # Registered before producing: the outcome may arrive before send_and_wait returns.
+        waiter: asyncio.Future[CommandOutcome] = loop.create_future()
+        # Registered before producing: the outcome may arrive before the acknowledgement.
         self._waiting[command.command_id] = waiter
         try:
-            async with asyncio.timeout(timeout_s):
-                await self.producer.send_and_wait(
-                    self._topic,
-                    key=str(command.incident_id).encode(),
-                    value=command.model_dump_json(by_alias=True).encode(),
-                )
-                outcome = await waiter
-        except TimeoutError:
-            self._metrics.commands.labels(kind, "timeout").inc()
-            return None
+            await self._produce(command, deadline)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    outcome = await waiter
+            except TimeoutError:
+                self._metrics.commands.labels(kind, "timeout").inc()
+                return None
         except BaseException:
             self._metrics.commands.labels(kind, "unsent").inc()
             raise
@@ -160,3 +254,51 @@ class CommandBus:
         self._metrics.commands.labels(kind, label).inc()
         self._metrics.command_latency.labels(kind).observe(time.perf_counter() - started)
         return outcome
+
+    async def _produce(self, command: CommandBase, deadline: float) -> None:
+        """Return once the broker acknowledged the record; `CommandNotSent` when it did not."""
+        assert self.producer is not None
+        ack: asyncio.Future | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                ack = await self.producer.send(
+                    self._topic, key=str(command.incident_id).encode(),
+                    value=command.model_dump_json(by_alias=True).encode())
+                await asyncio.shield(ack)
+            return
+        except TimeoutError:
+            pass
+        except KafkaError as err:
+            raise CommandNotSent(f"Kafka refused the command ({type(err).__name__}: {err}); it was not sent") from None
+        if ack is not None:
+            # Still in the producer's buffer: it is either acknowledged or given up shortly.
+            try:
+                await asyncio.wait_for(asyncio.shield(ack), UNSENT_GRACE_S)
+                return  # acknowledged after all: sent
+            except (TimeoutError, KafkaError):
+                pass
+        raise CommandNotSent(f"Kafka did not acknowledge the command within "
+                             f"{self._settings.gateway.command_timeout_s:g}s; it was not sent")
+
+    async def _read_model_shows(self, incident_id: UUID, outcome: CommandOutcome, watch: VersionWatch) -> bool:
+        """Wait (bounded) until the read model holds `incident_id` at `outcome.version`."""
+        watch.aim(outcome.version)
+        if watch.reached.done():
+            return True
+        # A command that appended nothing answers with a version committed before the watch.
+        if outcome.events == 0 and await self._read_model_version(incident_id) >= outcome.version:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(watch.reached), self._settings.gateway.read_model_wait_s)
+            return True
+        except TimeoutError:
+            # The feed may have missed it (reconnecting, a replay's switch): ask the table.
+            return await self._read_model_version(incident_id) >= outcome.version
+
+    async def _read_model_version(self, incident_id: UUID) -> int:
+        try:
+            row = await self._pool.fetchrow(SELECT_VERSION, incident_id)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log.warning("read-your-writes: cannot read incident %s from the read model: %s", incident_id, err)
+            return 0
+        return row["version"] if row is not None else 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -15,7 +17,7 @@ FETCH_MAX_RECORDS = 500
 
 
 class EventNotInLog(LookupError):
-    """An offset the read model names is not (or no longer) in the log."""
+    """An offset the read model names is not (or no longer) in the log, or holds another record."""
 
 
 class EventLog:
@@ -45,6 +47,27 @@ class EventLog:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+
+    async def read_incident(self, incident_id: UUID, rows: list[tuple[int, int, int]],
+                            timeout_s: float = 10.0) -> list[bytes]:
+        """The records of `incident_id` at `rows` (version, partition, offset), in that order.
+
+        Each is checked to be the event of that incident at that version: positions are
+        where the read model saw them, and a log that went back holds other records there.
+        Raises EventNotInLog for one that is missing or another, TimeoutError as `read`.
+        """
+        values = await self.read([(partition, offset) for _, partition, offset in rows], timeout_s)
+        for (version, partition, offset), value in zip(rows, values):
+            try:
+                event = json.loads(value)
+                found = (event.get("incident_id"), event.get("version"))
+            except (ValueError, AttributeError):
+                found = None
+            if found != (str(incident_id), version):
+                raise EventNotInLog(f"{self._topic}[{partition}] at offset {offset} is not version {version} of "
+                                    f"incident {incident_id} (found {found}): the log is not the one the read "
+                                    f"model was made of")
+        return values
 
     async def read(self, positions: list[tuple[int, int]], timeout_s: float = 10.0) -> list[bytes]:
         """The stored values at `positions` (partition, offset), in the order given.

@@ -32,7 +32,7 @@ async def _kafka(bus) -> None:
 
 
 @router.get("/readyz", responses=documented(503), summary="Readiness: Kafka and PostgreSQL answer")
-async def readyz(pool: PoolDep, bus: BusDep, feed: FeedDep) -> Response:
+async def readyz(request: Request, pool: PoolDep, bus: BusDep, feed: FeedDep) -> Response:
     checks = {"postgres": _postgres(pool), "kafka": _kafka(bus)}
     results = await asyncio.gather(
         *(asyncio.wait_for(check, CHECK_TIMEOUT_S) for check in checks.values()), return_exceptions=True)
@@ -41,10 +41,14 @@ async def readyz(pool: PoolDep, bus: BusDep, feed: FeedDep) -> Response:
         failed["outcomes"] = "not listening for command outcomes"
     if not feed.connected:
         failed["change_feed"] = "not listening for changes"
+    watch = getattr(request.app.state, "log_watch", None)
+    if watch is not None and watch.problem:
+        failed["log"] = f"the log went back: {watch.problem}"
     if failed:
         detail = "; ".join(f"{name}: {why}" for name, why in failed.items())
         return Problem(503, "unavailable", detail, headers={"Retry-After": "1"}, failed=failed).response()
-    return JSONResponse({"status": "ready", "checks": {name: "ok" for name in [*checks, "outcomes", "change_feed"]}})
+    return JSONResponse({"status": "ready",
+                         "checks": {name: "ok" for name in [*checks, "outcomes", "change_feed", "log"]}})
 
 
 def _describe(err: BaseException) -> str:

@@ -28,6 +28,10 @@ class GatewayMetrics:
             "warroom_command_duration_seconds", "Command sent → outcome heard",
             ["type"], registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.read_model_behind = Counter(
+            "warroom_read_model_behind_total",
+            "Accepted commands answered before the read models showed them (Warroom-Read-Model: behind)",
+            registry=self.registry)
         self.sse_clients = Gauge(
             "warroom_sse_clients", "Connected SSE clients", registry=self.registry)
         self.sse_dropped = Counter(

@@ -27,6 +27,7 @@ TITLES = {
     "forbidden": "Forbidden",
     "unavailable": "Service unavailable",
     "method_not_allowed": "Method not allowed",
+    "too_large": "Request too large",
     "internal": "Internal error",
 }
 
@@ -149,7 +150,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path)) or headers.get("Allow", "")
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-                422: "validation_error", 503: "unavailable"}.get(exc.status_code, "validation_error")
+                413: "too_large", 422: "validation_error", 431: "too_large",
+                503: "unavailable"}.get(exc.status_code, "validation_error")
         if exc.status_code >= 500:
             code = "unavailable" if exc.status_code == 503 else "internal"
         return Problem(exc.status_code, code, str(exc.detail), headers=headers).response()

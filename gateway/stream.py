@@ -17,6 +17,7 @@ from uuid import UUID
 import anyio
 import asyncpg
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import Field, TypeAdapter, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
@@ -38,24 +39,26 @@ SELECT_BACKLOG = """
 select change_id, incident_id, version, type, service, payload::text as payload
 from changes
 where change_id > $1 and change_id <= $2
-  and ($3::uuid is null or incident_id = $3)
-  and ($4::text is null or service = $4)
+  and (type = 'reset' or (($3::uuid is null or incident_id = $3) and ($4::text is null or service = $4)))
 order by change_id limit $5
 """
 
 
+# One rule for the header and the query: an integer change id, 0 ≤ id < 2^63.
+ChangeId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+_CHANGE_ID: TypeAdapter[int] = TypeAdapter(ChangeId)
+
+
 def _last_event_id(header: str | None, query: int | None) -> int | None:
-    if query is not None:
-        return query
+    """Where to resume: `Last-Event-ID` and `last_event_id` are read alike; given both (a
+    browser resuming a stream it opened with the query), the later position wins."""
     if header is None or not header.strip():
-        return None
+        return query
     try:
-        value = int(header.strip())
-    except ValueError:
-        raise Problem.invalid("Last-Event-ID", "must be a change id (an integer)") from None
-    if value < 0:
-        raise Problem.invalid("Last-Event-ID", "must not be negative")
-    return value
+        value = _CHANGE_ID.validate_python(header.strip())
+    except ValidationError as err:
+        raise Problem.invalid("Last-Event-ID", err.errors(include_url=False)[0]["msg"]) from None
+    return value if query is None else max(value, query)
 
 
 def _reset(oldest: int | None, newest: int | None) -> bytes:
@@ -75,8 +78,8 @@ async def stream(
     request: Request, _: StreamViewer, pool: PoolDep, feed: FeedDep, settings: SettingsDep,
     incident: Annotated[UUID | None, Query(description="only this incident")] = None,
     service: Annotated[Name | None, Query(description="only this service")] = None,
-    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**63 - 1,
-                                                     description="resume after this change id")] = None,
+    last_event_id_query: Annotated[ChangeId | None, Query(alias="last_event_id",
+                                                          description="resume after this change id")] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
 ) -> EventSourceResponse:
     after = _last_event_id(last_event_id_header, last_event_id_query)

@@ -7,6 +7,12 @@ Resuming: the truth is `projection_offsets`, written in each batch's transaction
 On every partition assignment the consumer seeks to those offsets (or the log's
 start), so a crash at any point neither loses nor doubles a row. Kafka's own
 committed offsets are written after each batch for tools that watch group lag.
+
+A log that went back (`streams.log_identity`: another cluster, or partitions that end
+before the offsets stored) is looked for at every assignment and every few seconds.
+Then nothing more is applied: with `projector.on_log_reset = "rebuild"` the read models
+are emptied and the new log read from its start (`projections.log_reset`), otherwise
+the projector waits until the log is the one the read models describe again.
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from projections import changes, offsets
+from projections import changes, log_reset, offsets
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
 from projections.rejects import Unreadable, decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
-from streams.dead_letters import dead_letter
+from streams.dead_letters import dead_letter, letter_limit
+from streams.log_identity import LogProbe
 from warroom.settings import Settings
 
 log = logging.getLogger("warroom.projector")
@@ -46,6 +53,8 @@ DECODE_SLICE = 100
 GC_THRESHOLDS = (50_000, 20, 100)
 # A batch refused this many times for its data is applied event by event.
 POISON_AFTER = 2
+# How often the log is checked for having gone back (besides at every assignment).
+LOG_CHECK_S = 2.0
 
 
 class Stopped(Exception):
@@ -123,6 +132,7 @@ class _Seeker(ConsumerRebalanceListener):
             pass
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.projector._check_log(assigned)
         await self.projector._seek_to_stored(assigned)
 
 
@@ -144,12 +154,18 @@ class Projector:
         self._conn: asyncpg.Connection | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._probe: LogProbe | None = None
         self._db_lock = asyncio.Lock()
         self._rewind = False
         self._generation = 0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self._last_prune = time.monotonic()
+        self._next_log_check = 0.0
+        self._epoch: int | None = None
+        self.log_problem: str | None = None  # why the log is not the one the read models describe
+        self.log_checks = 0
+        self.resets = 0
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -208,6 +224,12 @@ class Projector:
                 try:
                     if self._conn is None or self._conn.is_closed():
                         await self._connect_db()
+                    if time.monotonic() >= self._next_log_check:
+                        await self._check_log()
+                    if self.log_problem is not None:
+                        prefetch = await _discard(prefetch)
+                        await self._pause(self._next_log_check - time.monotonic())
+                        continue
                     if self._rewind:
                         prefetch = await _discard(prefetch)
                         await self._seek_to_stored(list(self._consumer.assignment()))
@@ -323,9 +345,66 @@ class Projector:
         for record, reason in rejected:
             log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
             key, value, headers = dead_letter(record.value, record.key, record.topic, record.partition,
-                                              record.offset, f"projector: {reason}")
+                                              record.offset, f"projector: {reason}",
+                                              limit=letter_limit(self.settings.kafka.max_message_bytes))
             await self._producer.send_and_wait(dlq, value, key=key, headers=headers)
         self.rejected += len(rejected)
+
+    async def _check_log(self, partitions: list[TopicPartition] | None = None) -> None:
+        """Whether the log is still the one the read models describe; when it went back,
+        rebuild (`on_log_reset = "rebuild"`) or hold off (`log_problem` says why)."""
+        self._next_log_check = time.monotonic() + LOG_CHECK_S
+        consumer, probe = self._consumer, self._probe
+        if consumer is None or probe is None:
+            return
+        ours = [tp.partition for tp in (consumer.assignment() if partitions is None else partitions)
+                if tp.topic == self.topic]
+        async with self._db_lock:
+            try:
+                conn = self._require_db()
+                known = await log_reset.recorded(conn, self.schema, self.topic)
+                stored = await offsets.load(conn, self.schema, self.projection, self.topic, ours)
+            except DATABASE_ERRORS as err:
+                log.warning("cannot check the log against the read models yet: %r", err)
+                return
+        try:
+            why, cluster = await probe.check(known.cluster_id if known else None, self.topic, stored)
+        except (KafkaError, OSError) as err:
+            log.info("cannot check the log yet: %r", err)
+            return
+        self.log_checks += 1
+        async with self._db_lock:
+            try:
+                conn = self._require_db()
+                if why is None:
+                    await self._log_is_ours(conn, known, cluster)
+                elif self.settings.projector.on_log_reset == "rebuild":
+                    log.warning("the log went back: %s; rebuilding the read models from the log there is now", why)
+                    self._epoch = await log_reset.reset(conn, self.schema, self.topic, cluster, why)
+                    self.resets += 1
+                    self.log_problem = None
+                    self._rewind = True
+                else:
+                    if why != self.log_problem:
+                        log.error("the log went back: %s; applying nothing until it is the log the read models "
+                                  "describe (or the projector runs with projector.on_log_reset = rebuild)", why)
+                    self.log_problem = why
+            except DATABASE_ERRORS as err:
+                log.warning("cannot check the log against the read models yet: %r", err)
+
+    async def _log_is_ours(self, conn: asyncpg.Connection, known: log_reset.Recorded | None,
+                           cluster: str | None) -> None:
+        if self.log_problem is not None:
+            log.info("the log is the one the read models describe again")
+            self.log_problem = None
+            self._rewind = True
+        if known is None or (cluster is not None and known.cluster_id != cluster):
+            await log_reset.record(conn, self.schema, self.topic, cluster)
+            known = await log_reset.recorded(conn, self.schema, self.topic)
+        if known is not None and self._epoch is not None and known.epoch != self._epoch:
+            # Another projector of the group started the read models again: read from what is stored.
+            self._rewind = True
+        self._epoch = known.epoch if known is not None else None
 
     async def _commit_kafka(self, positions: dict[tuple[str, int], int]) -> None:
         # Informational only: the table is what restarts read.
@@ -420,27 +499,29 @@ class Projector:
                 client_id=f"{k.client_id}-projector",
                 enable_idempotence=k.idempotent_producer,
                 acks="all",
+                max_request_size=k.max_message_bytes,
                 request_timeout_ms=int(k.request_timeout_s * 1000),
             )
+            probe = LogProbe(k, "projector-log-check")
             try:
                 await consumer.start()
                 await producer.start()
+                await probe.start()
+                self._consumer, self._producer, self._probe = consumer, producer, probe
                 consumer.subscribe([self.topic], listener=_Seeker(self))
-                self._consumer, self._producer = consumer, producer
                 return
             except (KafkaError, OSError) as err:
                 attempt += 1
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                for client in (consumer, producer, probe):
+                    with contextlib.suppress(Exception):
+                        await client.stop()
                 log.warning("Kafka at %s not available (%r), retrying", k.bootstrap, err)
                 await self._backoff(attempt)
 
     async def _stop_kafka(self) -> None:
-        consumer, producer = self._consumer, self._producer
-        self._consumer = self._producer = None
-        for client in (consumer, producer):
+        consumer, producer, probe = self._consumer, self._producer, self._probe
+        self._consumer = self._producer = self._probe = None
+        for client in (consumer, producer, probe):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.stop(), 10)
@@ -450,9 +531,12 @@ class Projector:
         await self._start_kafka()
 
     async def _backoff(self, attempt: int) -> None:
-        delay = min(BACKOFF_MAX_S, 0.1 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+        await self._pause(min(BACKOFF_MAX_S, 0.1 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if a stop is requested."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
+            await asyncio.wait_for(self._stopping.wait(), max(0.0, seconds))
 
 
 async def _discard(task: asyncio.Task | None) -> None:

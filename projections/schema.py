@@ -181,7 +181,20 @@ ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS service text;
 ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS signal text;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3))
+
+# Which log the read models describe (projections.log_reset): the cluster it was read
+# from, and how many times the read models were started again from an empty log.
+MIGRATION_4 = """
+CREATE TABLE IF NOT EXISTS {s}.log_identity (
+    topic text PRIMARY KEY,
+    cluster_id text,
+    epoch int NOT NULL DEFAULT 1,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4))
 """(version, DDL) in order; `migrate` applies those not yet recorded."""
 
 CREATE_MIGRATIONS_TABLE = """

@@ -8,13 +8,18 @@ connects until a worker starts it. Agents are attached by their own modules
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import faust
 from faust.types import TP, TableT, TopicT
+from faust.types.tuples import Message
 
 from streams.codec import EVENT, INCIDENT_STATE, OUTCOME, register_codecs
+from streams.dead_letters import dead_letter, letter_limit
 from warroom.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 SESSION_TIMEOUT_S = 10.0
@@ -66,6 +71,8 @@ def create_app(settings: Settings) -> Streams:
         # Large batches: with the 16 KiB default a full batch waits for the request in
         # flight on its partition, which serialises a batch of events into round trips.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        # As large as the topics accept (warroom.topics), never larger.
+        producer_max_request_size=settings.kafka.max_message_bytes,
     )
     n = topics.partitions
     commands = app.topic(
@@ -106,3 +113,17 @@ def record_persisted(streams: Streams, table: TableT, stored: asyncio.Future) ->
         streams.app.tables.persist_offset_on_commit(table.data, tp, written.offset)
     else:
         table.data.set_persisted_offset(tp, written.offset)
+
+
+async def send_dead_letter(streams: Streams, message: Message, reason: str) -> asyncio.Future:
+    """Send `message` to the DLQ with `reason`; the future resolves once the broker holds it.
+
+    The letter fits whatever the message's size (`streams.dead_letters`)."""
+    log.warning("dead letter from %s/%s@%s: %s", message.topic, message.partition, message.offset,
+                reason[:500])
+    key, value, headers = dead_letter(
+        message.value, message.key, message.topic, message.partition, message.offset, reason,
+        limit=letter_limit(streams.settings.kafka.max_message_bytes))
+    producer = await streams.app.maybe_start_producer()
+    return await producer.send(streams.settings.topics.name("dlq"), key, value, message.partition,
+                               None, headers)

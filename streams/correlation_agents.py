@@ -48,7 +48,7 @@ from contracts.events import (
     IncidentOpened,
     StatusChanged,
 )
-from streams.app import Streams
+from streams.app import Streams, send_dead_letter
 from streams.correlation import (
     IncidentFacts,
     Source,
@@ -59,7 +59,6 @@ from streams.correlation import (
     start_command,
 )
 from streams.correlation.topology import Topology
-from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,6 @@ class CorrelationDesk:
         self.streams = streams
         self.settings = streams.settings
         self.commands_topic = streams.settings.topics.name("commands")
-        self.dlq_topic = streams.settings.topics.name("dlq")
         self.sources: dict[str, Source] | None = None
         self.topology: Topology | None = None
         self.facts: dict[uuid.UUID, IncidentFacts] = {}
@@ -99,7 +97,7 @@ class CorrelationDesk:
         try:
             event = EventEnvelope.model_validate_json(message.value or b"")
         except ValidationError as err:
-            await self._dead_letter(message, f"not a valid event: {err.errors(include_url=False)[:3]}")
+            await self._dead_letter(message, f"not a valid event: {err.errors(include_url=False, include_input=False)[:3]}")
             return
         data = event.data
         if isinstance(data, IncidentOpened):
@@ -231,11 +229,7 @@ class CorrelationDesk:
         return run is not None and run.done
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
-        log.warning("dead letter from %s/%s@%s: %s", message.topic, message.partition, message.offset, reason)
-        key, value, headers = dead_letter(
-            message.value, message.key, message.topic, message.partition, message.offset, reason)
-        producer = await self.streams.app.maybe_start_producer()
-        await (await producer.send(self.dlq_topic, key, value, message.partition, None, headers))
+        await (await send_dead_letter(self.streams, message, reason))
 
 
 def _raw_events(streams: Streams) -> TopicT:

@@ -47,9 +47,8 @@ from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from contracts.alerts import Alert
-from streams.app import Streams, record_persisted
+from streams.app import Streams, record_persisted, send_dead_letter
 from streams.codec import PydanticCodec
-from streams.dead_letters import dead_letter
 from streams.intake import (
     NOTICE_ADAPTER,
     AlertNotice,
@@ -92,10 +91,15 @@ class Poison(Exception):
         self.reason = reason
 
 
-def parse_alert(value: bytes | None) -> Alert:
-    """The alert in a raw alerts-topic record, or `Poison` saying why there is none."""
+def parse_alert(value: bytes | None, max_bytes: int | None = None) -> Alert:
+    """The alert in a raw alerts-topic record, or `Poison` saying why there is none.
+
+    A record over `max_bytes` is refused unread: the commands made of it could not be sent."""
     if value is None:
         raise Poison("empty message")
+    if max_bytes is not None and len(value) > max_bytes:
+        raise Poison(f"too large: {len(value)} bytes, an alert may take {max_bytes} "
+                     f"(kafka.max_message_bytes less room for the commands made of it)")
     try:
         return Alert.model_validate_json(value)
     except ValidationError as err:
@@ -168,7 +172,6 @@ class Shell:
         self.streams = streams
         self.topology = topology
         self.settings = streams.settings
-        self.dlq_topic = streams.settings.topics.name("dlq")
         self.notices_topic = topology.notices
         self.pending: dict[str, Any] = {}  # handled and sent, not yet in the table
         self._last: asyncio.Future | None = None
@@ -221,11 +224,7 @@ class Shell:
         return await producer.send(topic, key, value, partition, None, headers)
 
     async def dead_letter(self, message: Message, reason: str) -> asyncio.Future:
-        log.warning("dead letter from %s/%s@%s: %s",
-                    message.topic, message.partition, message.offset, reason)
-        key, value, headers = dead_letter(
-            message.value, message.key, message.topic, message.partition, message.offset, reason)
-        return await self.send(self.dlq_topic, key, value, message.partition, headers)
+        return await send_dead_letter(self.streams, message, reason)
 
     async def store(self, written: dict[str, tuple[int, Any]]) -> None:
         """What `table[key] = value` does, as the decider does it: the changelog partition
@@ -339,7 +338,7 @@ class IntakeDesk(Shell):
     def alert(self, message: Message) -> AlertNotice:
         """The notice for an alert record, or `Poison` saying why there is none."""
         intake = self.settings.intake
-        alert = parse_alert(message.value)
+        alert = parse_alert(message.value, self.settings.kafka.max_input_bytes)
         problem = refusal(alert, intake)
         if problem is not None:
             raise Poison(f"not a valid alert: {problem[0]}: {problem[1]}")
@@ -347,6 +346,7 @@ class IntakeDesk(Shell):
 
     @staticmethod
     def notice(message: Message) -> AlertNotice | IncidentNotice:
+        # Notices come from this worker only, made of alerts no larger than max_input_bytes.
         try:
             return NOTICE_ADAPTER.validate_json(message.value or b"")
         except ValidationError as err:

@@ -44,13 +44,13 @@ from pydantic import ValidationError
 from contracts.commands import COMMAND_ADAPTER, CommandBase
 from contracts.events import EventEnvelope
 from contracts.outcomes import CommandOutcome
-from streams.app import Streams, create_app, record_persisted
+from streams.app import Streams, create_app, record_persisted, send_dead_letter
 from streams.correlation_agents import install_correlation
-from streams.dead_letters import dead_letter
 from streams.decider import Rejected
 from streams.incident import Applied, State
 from streams.incident_log import execute
 from streams.intake_agents import install_intake
+from streams.log_watch import install_log_watch
 from warroom.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,15 @@ class Poison(Exception):
         self.reason = reason
 
 
-def parse(key: bytes | None, value: bytes | None) -> CommandBase:
-    """The command in a raw commands-topic record, or `Poison` saying why there is none."""
+def parse(key: bytes | None, value: bytes | None, max_bytes: int | None = None) -> CommandBase:
+    """The command in a raw commands-topic record, or `Poison` saying why there is none.
+
+    A record over `max_bytes` is refused unread: its events could not be appended."""
     if value is None:
         raise Poison("empty message")
+    if max_bytes is not None and len(value) > max_bytes:
+        raise Poison(f"too large: {len(value)} bytes, a command may take {max_bytes} "
+                     f"(kafka.max_message_bytes less room for the events it appends)")
     try:
         command: CommandBase = COMMAND_ADAPTER.validate_json(value)
     except ValidationError as err:
@@ -137,6 +142,8 @@ class DeciderShell:
         self.changelog_topic = changelog.get_topic_name()
         self.encode_state = codecs.get_codec(changelog.value_serializer).dumps
         self.pending: dict[str, Applied] = {}  # decided and sent, not yet in the table
+        self.read_through: dict[int, int] = {}  # commands partition -> next offset read
+        self.max_bytes = streams.settings.kafka.max_input_bytes
         self._last: asyncio.Future | None = None
 
     async def apply(self, batch: Sequence[EventT], ack: Acknowledge) -> asyncio.Future:
@@ -147,8 +154,9 @@ class DeciderShell:
         letters: list[asyncio.Future] = []
         for record in batch:
             message = record.message
+            self.read_through[message.partition] = message.offset + 1
             try:
-                command = parse(message.key, message.value)
+                command = parse(message.key, message.value, self.max_bytes)
             except Poison as poison:
                 letters.append(await self._dead_letter(message, poison.reason))
                 continue
@@ -231,13 +239,7 @@ class DeciderShell:
         record_persisted(self.streams, self.table, stored)
 
     async def _dead_letter(self, message: Message, reason: str) -> asyncio.Future:
-        """Send the record to the DLQ; the future resolves once the broker holds it."""
-        log.warning("dead letter from %s/%s@%s: %s",
-                    message.topic, message.partition, message.offset, reason)
-        key, value, headers = dead_letter(
-            message.value, message.key, message.topic, message.partition, message.offset, reason)
-        return await self.streams.dlq.send(key=key, value=value, headers=headers,
-                                           partition=message.partition)
+        return await send_dead_letter(self.streams, message, reason)
 
 
 def install_decider(streams: Streams, *, batch_max: int = BATCH_MAX,
@@ -278,7 +280,8 @@ def run(settings: Settings) -> None:
     asyncio.set_event_loop(loop)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     streams = create_app(settings)
-    install_decider(streams)
+    decider = install_decider(streams)
+    install_log_watch(streams, lambda: decider.read_through)
     install_intake(streams)
     install_correlation(streams)
     worker = faust.Worker(streams.app, loop=loop, loglevel=settings.log_level.upper())

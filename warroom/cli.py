@@ -230,7 +230,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     register(sub)  # replay, audit, postmortem
     register_demo(sub)  # demo fault, demo shop
+    _accept_config_everywhere(parser)
     return parser
+
+
+def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand, however deep, its own `--config` (`warroom up --config F`
+    as well as `warroom --config F up`). Unset there, it leaves the top-level value alone."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if "--config" not in command._option_string_actions:
+                    command.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                                         help="warroom.toml to read (default: $WARROOM_CONFIG or ./warroom.toml)")
+                _accept_config_everywhere(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,8 @@ from warroom.servers import Server, free_port, start_postgres, start_tansu
 from warroom.servers.process import log_tail, spawn
 from pydantic import SecretStr
 
-from warroom.settings import Settings
+from warroom.settings import Settings, SettingsError
+from warroom.supervision import Backoff, supervise
 from warroom.topics import ensure_topics
 
 COMPONENTS = ("projector", "worker", "gateway")
@@ -64,10 +65,12 @@ class Component:
     process: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
-    started: list[float] = field(default_factory=list)
+    started_at: float = 0.0
+    backoff: Backoff = field(default_factory=Backoff)
 
     def start(self) -> None:
         self.process = spawn(self.name, self.argv, self.log_path, env=self.env, death_signal=signal.SIGTERM)
+        self.started_at = time.monotonic()
 
     def stop(self, timeout: float = 20) -> None:
         proc = self.process
@@ -110,6 +113,8 @@ def _component_env(settings: Settings, bootstrap: str, dsn: str, secret: str, ho
         WARROOM_GATEWAY__HOST=host,
         WARROOM_GATEWAY__PORT=str(port),
         PYTHONUNBUFFERED="1",
+        # The broker is memory-only: when it restarts empty, the read models follow it.
+        WARROOM_PROJECTOR__ON_LOG_RESET="rebuild",
     )
     if config is not None:
         env["WARROOM_CONFIG"] = str(Path(config).resolve())
@@ -174,10 +179,11 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
         for name in COMPONENTS:
             components.append(Component(name, [sys.executable, "-m", "warroom", name], env, logs / f"{name}.log"))
             components[-1].start()
-        (data_dir / "stack.json").write_text(json.dumps(
-            {"url": url, "kafka": kafka.bootstrap, "postgres": pg.dsn, "pid": os.getpid(),
-             "children": {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}},
-            indent=2))
+
+        def write_stack() -> None:
+            _write_stack(data_dir, url, kafka.bootstrap, pg.dsn, servers, components)
+
+        write_stack()
         token = _mint(settings, secret)
         _wait_ready(url, components, token, READY_TIMEOUT_S)
         print(f"warroom: ready in {time.monotonic() - started:.1f}s", flush=True)
@@ -187,8 +193,10 @@ def up(settings: Settings, *, host: str, port: int, data_dir: Path, config: Path
         if demo_run is not None:
             demo_run.start(servers, components, ingest_token=_mint(
                 settings, secret, sub="alertmanager", roles=["ingest"], ttl_s=demo_stack.INGEST_TOKEN_TTL_S))
+            write_stack()  # with the demo's processes
         print(f"warroom: logs in {logs}; Ctrl-C stops everything", flush=True)
-        _supervise(components)
+        supervise(servers, components, changed=write_stack,
+                  restarted=lambda server: _restarted(server, run_settings, components))
     except Stop as why:
         print(f"warroom: {why}, stopping", flush=True)
     finally:
@@ -212,18 +220,43 @@ def _mint(settings: Settings, secret: str, *, sub: str = "admin", roles: list[st
     return mint_token(with_secret, sub=sub, roles=roles or ["admin"], ttl_s=ttl_s)
 
 
-def _supervise(components: list[Component]) -> None:
-    # A crashed component is restarted with backoff; the others keep serving.
-    while True:
-        now = time.monotonic()
-        for c in components:
-            proc = c.process
-            if proc is not None and proc.poll() is not None:
-                print(f"warroom: {c.name} exited with {proc.returncode}; restarting "
-                      f"(see {c.log_path})", flush=True)
-                c.process = None
-                c.restarts += 1
-                c.next_start = now + min(30.0, 0.5 * 2 ** min(c.restarts, 6))
-            if c.process is None and now >= c.next_start:
-                c.start()
-        time.sleep(0.5)
+def read_stack(data_dir: Path) -> dict:
+    """What `warroom up` running in `data_dir` wrote to its `stack.json`; SettingsError if none."""
+    path = data_dir / "stack.json"
+    try:
+        stack = json.loads(path.read_text())
+        stack["kafka"], stack["postgres"]  # noqa: B018 - both must be there
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SettingsError(f"cannot read {path} (is `warroom up` running there?): {err}") from None
+    return stack
+
+
+def stack_settings(settings: Settings, data_dir: Path) -> Settings:
+    """`settings` pointed at the broker and the database of the `warroom up` running in `data_dir`."""
+    stack = read_stack(data_dir)
+    return settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={"bootstrap": stack["kafka"]}),
+        "postgres": settings.postgres.model_copy(update={"dsn": stack["postgres"]})})
+
+
+def _write_stack(data_dir: Path, url: str, kafka: str, postgres: str, servers: list[Server],
+                 components: list[Component]) -> None:
+    """`stack.json`: where the running stack is (`--data-dir` of other commands reads it)."""
+    children = {s.name: s.pid for s in servers} | {c.name: c.process.pid for c in components if c.process}
+    path = data_dir / "stack.json"
+    path.with_suffix(".tmp").write_text(json.dumps(
+        {"url": url, "kafka": kafka, "postgres": postgres, "pid": os.getpid(), "children": children}, indent=2))
+    path.with_suffix(".tmp").replace(path)
+
+
+def _restarted(server: Server, settings: Settings, components: list[Component]) -> None:
+    """After a server came back: the broker holds nothing, so it needs its topics again and
+    the worker a fresh start (its tables came from the log that is gone); the projector and
+    the gateway notice by themselves (`streams.log_identity`). PostgreSQL kept its data."""
+    if server.name != "tansu":
+        return
+    asyncio.run(ensure_topics(settings))
+    for component in components:
+        if component.name == "worker":
+            component.stop()
+            component.start()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
-from warroom.settings import Settings, SettingsError, load_settings
+from warroom.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,17 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def running_settings(args: argparse.Namespace) -> Settings:
     """Settings from the config and environment; with --data-dir, the broker and the
     database of the `warroom up` running there (its stack.json)."""
+    from warroom.devstack import stack_settings
+
     settings = load_settings(getattr(args, "config", None))
     if getattr(args, "data_dir", None) is None:
         return settings
-    stack = args.data_dir / "stack.json"
-    try:
-        running = json.loads(stack.read_text())
-        kafka, dsn = running["kafka"], running["postgres"]
-    except (OSError, ValueError, KeyError) as err:
-        raise SettingsError(f"cannot read {stack} (is `warroom up` running there?): {err}") from None
-    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap": kafka}),
-                                       "postgres": settings.postgres.model_copy(update={"dsn": dsn})})
+    return stack_settings(settings, args.data_dir)
 
 
 # --- replay -------------------------------------------------------------------------

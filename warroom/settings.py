@@ -43,6 +43,19 @@ class KafkaSettings(Section):
     # Tansu (the embedded broker) has no InitProducerId, so idempotence is opt-in.
     idempotent_producer: bool = False
     request_timeout_s: float = Field(default=30, gt=0)
+    # The largest record any of our producers sends, and the `max.message.bytes` of the
+    # topics we create, so the broker accepts whatever a producer of ours may send.
+    max_message_bytes: int = Field(default=1_048_576, ge=256 * 1024, le=64 * 1024 * 1024)
+
+    @property
+    def max_input_bytes(self) -> int:
+        """The largest alert or command record taken in: what is derived from one (a
+        command, an event, a notice) carries it plus an envelope, and must still fit."""
+        return self.max_message_bytes - DERIVED_HEADROOM
+
+
+DERIVED_HEADROOM = 64 * 1024
+"""Bytes an envelope may add to what it carries (ids, hashes, actor, timestamps): far more than enough."""
 
 
 class TopicSettings(Section):
@@ -80,8 +93,12 @@ class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     command_timeout_s: float = Field(default=5, gt=0)
+    read_model_wait_s: float = Field(default=2, ge=0)
     min_version_wait_s: float = Field(default=5, ge=0)
     page_limit_max: int = Field(default=200, ge=1)
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    max_alert_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
 
 
 class SSESettings(Section):
@@ -100,6 +117,10 @@ class ProjectorSettings(Section):
     batch_max: int = Field(default=2000, ge=1)
     batch_wait_ms: int = Field(default=20, ge=0)
     group_id: str = "warroom-projector"
+    # When the broker comes back with another or shorter log than the read models describe:
+    # "refuse" applies nothing until it is that log again; "rebuild" empties the read models
+    # and reads the log there is from its start (what `warroom up` runs on its memory-only broker).
+    on_log_reset: Literal["refuse", "rebuild"] = "refuse"
 
 
 def _duration(value: str) -> str:

@@ -20,15 +20,19 @@ _OUTCOMES_CONFIG = {"retention.ms": str(24 * 3600 * 1000)}
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Every topic with its partition count and configuration."""
+    """Every topic with its partition count and configuration.
+
+    Each accepts records as large as our producers may send (`kafka.max_message_bytes`),
+    so no record of ours is refused by the broker, and none larger reaches us."""
     t = settings.topics
     configs = {"events": _EVENTS_CONFIG, "outcomes": _OUTCOMES_CONFIG}
+    size = {"max.message.bytes": str(settings.kafka.max_message_bytes)}
     return [
         NewTopic(
             name=t.name(kind),
             num_partitions=t.partitions,
             replication_factor=t.replication_factor,
-            topic_configs=configs.get(kind, {}),
+            topic_configs={**configs.get(kind, {}), **size},
         )
         for kind in ("alerts", "commands", "events", "dlq", "outcomes")
     ]

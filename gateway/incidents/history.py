@@ -36,7 +36,7 @@ from streams.incident_log import state_as_of
 router = APIRouter(tags=["incidents"])
 
 SELECT_POSITIONS = """
-select kafka_partition, kafka_offset from timeline where incident_id = $1 order by version
+select version, kafka_partition, kafka_offset from timeline where incident_id = $1 order by version
 """
 LOG_READ_TIMEOUT_S = 30.0
 MARKDOWN = "text/markdown; charset=utf-8"
@@ -89,9 +89,8 @@ async def log_events(pool: asyncpg.Pool, event_log: EventLog, incident_id: UUID)
     """Every stored record of the incident, in version order, fetched from Kafka at the
     positions the timeline names."""
     rows = await pool.fetch(SELECT_POSITIONS, incident_id)
-    positions = [(row["kafka_partition"], row["kafka_offset"]) for row in rows]
     try:
-        return await event_log.read(positions, timeout_s=LOG_READ_TIMEOUT_S)
+        return await event_log.read_incident(incident_id, [tuple(row) for row in rows], timeout_s=LOG_READ_TIMEOUT_S)
     except EventNotInLog as err:
         raise Problem.unavailable(f"the log does not hold an event the read model names: {err}") from None
     except TimeoutError:

@@ -196,11 +196,11 @@ async def _read_at_least(pool: asyncpg.Pool, feed: ChangeFeed, wait_s: float, in
     if min_version is None:
         return await pool.fetchrow(query, incident_id)
     # Watch first, then read: a change committed in between still wakes us.
-    async with feed.watch_version(incident_id, min_version) as reached:
+    async with feed.watch_version(incident_id, min_version) as watch:
         row = await pool.fetchrow(query, incident_id)
         if row is None or row["version"] < min_version:
             try:
-                await asyncio.wait_for(asyncio.shield(reached), wait_s)
+                await asyncio.wait_for(asyncio.shield(watch.reached), wait_s)
             except TimeoutError:
                 pass
             row = await pool.fetchrow(query, incident_id)
@@ -289,9 +289,8 @@ async def events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:
     rows = await pool.fetch(queries.SELECT_EVENT_POSITIONS, incident_id, after_version, limit)
-    positions = [(row["kafka_partition"], row["kafka_offset"]) for row in rows]
     try:
-        values = await event_log.read(positions)
+        values = await event_log.read_incident(incident_id, [tuple(row) for row in rows])
     except EventNotInLog as err:
         raise Problem.unavailable(f"the log does not hold an event the read model names: {err}") from None
     except TimeoutError:

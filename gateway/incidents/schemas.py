@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,16 +24,20 @@ class OpenIncidentBody(Body):
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=100)
 
 
+# Strict: "1" and true are not versions (JSON has integers; a client sending text is wrong).
+ExpectedVersion = Annotated[int | None, Field(default=None, ge=0, le=MAX_INT4, strict=True)]
+
+
 class ChangeStatusBody(Body):
     to: Status
     reason: Reason | None = None
-    expected_version: int | None = Field(default=None, ge=0, le=MAX_INT4)
+    expected_version: ExpectedVersion = None
 
 
 class ChangeSeverityBody(Body):
     severity: Severity
     reason: Reason | None = None
-    expected_version: int | None = Field(default=None, ge=0, le=MAX_INT4)
+    expected_version: ExpectedVersion = None
 
 
 class AddNoteBody(Body):

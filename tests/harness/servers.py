@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -70,3 +72,28 @@ class ExternalKafka:
     @property
     def port(self) -> int:
         return int(self.bootstrap.rsplit(":", 1)[1])
+
+
+def come_back_empty(server) -> None:
+    """Stop the broker and start it again on the same port holding no log at all, as a
+    memory-only Tansu does by itself and an Apache Kafka does whose storage was lost
+    (formatted again, so under another cluster id)."""
+    if server.flavor == "apache":
+        server.stop()
+        shutil.rmtree(server.data_dir / "kraft-logs")
+    server.restart()
+
+
+@contextmanager
+def outside_pytest_tmp(prefix: str) -> Iterator[Path]:
+    """A fresh directory outside pytest's temporary root, removed afterwards.
+
+    Every pytest session that starts takes group and other access away from that root
+    (`/tmp/pytest-of-<user>`), and PostgreSQL runs as an unprivileged user of its own when
+    the suite runs as root: a data directory under that root stops being reachable by
+    its server the moment another session starts on the same machine."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

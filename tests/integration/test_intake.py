@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from harness.letters import ORIGINAL_MAX, assert_holds, poison
 from harness.waiting import wait_for, wait_for_async
 
 from contracts.alerts import Alert
@@ -267,6 +268,30 @@ async def test_poison_goes_to_the_dlq_and_the_next_good_message_is_processed(
     assert letters["k4"]["topic"] == names.name("commands") and "LaunchRockets" in letters["k4"]["original_text"]
     for letter in letters.values():
         assert isinstance(letter["partition"], int) and isinstance(letter["offset"], int)
+
+
+async def test_no_record_is_too_large_to_stop_the_intake(producer: Producer, log: Log, settings: Settings) -> None:
+    """Oversized poison on the alerts topic (a ~460 KB non-JSON record; a valid alert too large
+    for the commands made of it; one as large as the broker takes) is dead-lettered, truncated
+    where it must be, and the alert after it opens its incident."""
+    service = unique("after-big-poison")
+    huge = alert(service).model_copy(update={"annotations": {"description": "y" * 1_000_000}})
+    originals = {b"big1": poison(460_000), b"big2": huge.model_dump_json().encode(),
+                 b"big3": poison(ORIGINAL_MAX, b"[")}
+    for key, original in originals.items():
+        await producer.raw("alerts", original, key=key)
+    await producer.alerts(alert(service))
+
+    await wait_for_async(lambda: log.opened(service), timeout=60, message="the good alert opening an incident")
+    letters = await wait_for_async(
+        lambda: (found := {d["key"]: d for d in log.dead_letters if d["key"] in {"big1", "big2", "big3"}})
+        and len(found) == 3 and found, timeout=60, message="three dead letters")
+    for key, original in originals.items():
+        assert_holds(letters[key.decode()], original)
+        assert letters[key.decode()]["topic"] == settings.topics.name("alerts")
+    assert letters["big1"]["reason"].startswith("not valid JSON")
+    assert letters["big2"]["reason"].startswith("too large") and letters["big3"]["reason"].startswith("too large")
+    assert len(log.opened(service)) == 1
 
 
 async def test_resolving_every_alert_mitigates_and_a_resolved_incident_makes_way_for_a_new_one(

@@ -26,6 +26,8 @@ from aiokafka.structs import TopicPartition
 
 from contracts.common import SYSTEM, Actor
 from contracts.events import ZERO_HASH, EventEnvelope, IncidentOpened, RootCauseConfirmed
+from harness.letters import ORIGINAL_MAX, assert_holds, poison as junk
+from harness.servers import come_back_empty
 from harness.waiting import wait_for_async
 from projections import incidents
 from projections.apply import PROJECTION, apply_batch
@@ -210,7 +212,8 @@ async def assert_read_models_match_log(conn: asyncpg.Connection, settings: Setti
     schema = settings.postgres.schema_name
     expected_rows, expected_keys = fold_log(await read_log(settings))
     timeline = await conn.fetch(f'SELECT incident_id, version FROM "{schema}".timeline')
-    changes = await conn.fetch(f'SELECT incident_id, version, payload FROM "{schema}".changes ORDER BY change_id')
+    changes = await conn.fetch(
+        f'SELECT incident_id, version, payload FROM "{schema}".changes WHERE type <> \'reset\' ORDER BY change_id')
     assert {(r[0], r[1]) for r in timeline} == expected_keys
     assert len(timeline) == len(expected_keys)
     assert len(changes) == len(expected_keys), "the change feed has a row per event, none twice"
@@ -404,8 +407,8 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka, postgres, tmp_
 # --- PostgreSQL going away ------------------------------------------------------------------
 
 
-async def test_postgres_restart_heals_without_a_person(kafka, tmp_path) -> None:
-    private = start_postgres(tmp_path / "pg", durable=False)
+async def test_postgres_restart_heals_without_a_person(kafka, pg_dir) -> None:
+    private = start_postgres(pg_dir, durable=False)
     name = unique_name()
     # Small batches, so the restart lands while batches are being applied.
     settings = settings_for(kafka, private, name, batch_max=50)
@@ -458,6 +461,80 @@ async def test_an_event_postgres_refuses_is_dead_lettered_and_the_rest_applied(k
         letters = await dead_letters(settings)
         assert len(letters) == 1 and letters[0]["reason"].startswith("projector: cannot be applied")
         assert json.loads(base64.b64decode(letters[0]["original_base64"]))["event_id"] == str(poison.event_id)
+    finally:
+        await projector.stop()
+        await conn.close()
+
+
+async def test_no_record_is_too_large_to_stop_the_projector(kafka, postgres) -> None:
+    name = unique_name()
+    settings = settings_for(kafka, postgres, name, partitions=2)
+    good = list(synthetic_log(200, seed=4, concurrent=5))
+    originals = [junk(460_000), junk(ORIGINAL_MAX, b"{")]
+    await ensure_topics(settings)
+    await produce(settings, encoded(good[:100]) + [(b"big", original) for original in originals] + encoded(good[100:]))
+    projector = Projector(settings)
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        await projector.start()
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90,
+                             message="projector got past the oversized records")
+        assert await conn.fetchval(f'SELECT count(*) FROM "{name}".timeline') == len(good)
+        letters = await dead_letters(settings)
+        assert len(letters) == 2
+        for letter, original in zip(letters, originals):
+            assert_holds(letter, original)
+            assert letter["truncated"] and letter["reason"].startswith("projector: ")
+    finally:
+        await projector.stop()
+        await conn.close()
+
+
+# --- a log that went back ------------------------------------------------------------------
+
+
+async def test_a_log_that_came_back_empty_is_refused_then_rebuilt_from(own_kafka, postgres) -> None:
+    """The broker loses its whole log under a running projector. Refusing (the default), it
+    applies nothing of the new log; rebuilding, its read models then equal the new log,
+    and the change feed says so with one `reset` change."""
+    name = unique_name()
+    settings = settings_for(own_kafka, postgres, name, partitions=3)
+    await ensure_topics(settings)
+    await produce(settings, encoded(synthetic_log(300, seed=21)))
+    conn = await asyncpg.connect(postgres.dsn)
+    projector = Projector(settings)
+    try:
+        await projector.start()
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90, message="the first log applied")
+        cluster_before = await conn.fetchval(f'SELECT cluster_id FROM "{name}".log_identity')
+        assert cluster_before
+
+        come_back_empty(own_kafka)
+        await ensure_topics(settings)
+        await wait_for_async(lambda: projector.log_problem, timeout=60, message="the projector noticing")
+        newer = list(synthetic_log(120, seed=22))
+        await produce(settings, encoded(newer))
+        checks = projector.log_checks
+        await wait_for_async(lambda: projector.log_checks >= checks + 2, timeout=30, message="two more checks")
+        # Still the old read models, untouched: nothing of another log is mixed in.
+        assert await conn.fetchval(f'SELECT count(*) FROM "{name}".timeline') == 300
+        await projector.stop()
+
+        rebuilding = settings.model_copy(update={"projector": settings.projector.model_copy(
+            update={"on_log_reset": "rebuild"})})
+        projector = Projector(rebuilding)
+        await projector.start()
+        # The stored offsets are past the new log's end until the read models are emptied.
+        await wait_for_async(lambda: projector.resets, timeout=60, message="the read models emptied")
+        await wait_for_async(lambda: applied_to_end(conn, settings), timeout=90, message="the new log applied")
+        assert projector.resets == 1 and projector.log_problem is None
+        assert await assert_read_models_match_log(conn, settings) == 120
+        assert {r[0] for r in await conn.fetch(f'SELECT DISTINCT incident_id FROM "{name}".timeline')} == \
+            {e.incident_id for e in newer}
+        first = await conn.fetchrow(f'SELECT type, payload FROM "{name}".changes ORDER BY change_id LIMIT 1')
+        assert first["type"] == "reset" and "went back" in json.loads(first["payload"])["reason"]
+        assert await conn.fetchval(f'SELECT cluster_id FROM "{name}".log_identity') != cluster_before
+        assert await conn.fetchval(f'SELECT epoch FROM "{name}".log_identity') == 2
     finally:
         await projector.stop()
         await conn.close()

@@ -104,8 +104,8 @@ async def test_alertmanager_lists_a_posted_alert(alertmanager) -> None:
     assert alerts[0]["status"]["state"] in {"active", "unprocessed"}
 
 
-async def test_postgres_keeps_committed_rows_across_a_crash(tmp_path) -> None:
-    server = start_postgres(tmp_path / "pg", durable=False)
+async def test_postgres_keeps_committed_rows_across_a_crash(pg_dir) -> None:
+    server = start_postgres(pg_dir, durable=False)
     try:
         connection = await asyncpg.connect(server.dsn)
         await connection.execute("CREATE TABLE kept (id int PRIMARY KEY)")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from harness.letters import ORIGINAL_MAX, assert_holds, poison
 from harness.waiting import wait_for, wait_for_async
 
 from contracts.commands import (
@@ -258,6 +259,34 @@ async def test_poison_goes_to_the_dead_letter_queue_and_processing_goes_on(
     assert {letter["topic"] for letter in letters} == {settings.topics.name("commands")}
     assert all(isinstance(letter["offset"], int) for letter in letters)
     assert misaddressed.command_id not in topics.outcomes
+
+
+async def test_no_record_is_too_large_to_stop_the_decider(client: Client, topics: Topics) -> None:
+    """A record of any size is dead-lettered (truncated when it must be) and the commands
+    after it are decided: neither a ~460 KB non-JSON record, whose letter would hold it twice,
+    nor a valid command too large for its events to be appended, nor one as large as the
+    broker takes."""
+    incident = uuid.uuid4()
+    key = str(incident).encode()
+    big_but_valid = opening(incident).model_copy(update={"labels": {"blob": "x" * 1_000_000}})
+    originals = [poison(460_000), big_but_valid.model_dump_json().encode(), poison(ORIGINAL_MAX, b"{")]
+    for original in originals:
+        await client.send_raw(original, key)
+    for n in range(3):
+        answered = await client.ask(opening(incident) if n == 0 else
+                                    command(AddNote, incident, note_id=uuid.uuid4(), text=f"after poison {n}"))
+        assert answered.accepted and answered.version == n + 1
+
+    letters = await wait_for_async(
+        lambda: (mine := [d for d in topics.dead_letters if d["key"] == str(incident)]) and len(mine) == 3 and mine,
+        timeout=60, message="three dead letters")
+    for letter, original in zip(letters, originals):
+        assert_holds(letter, original)
+    assert [letter["truncated"] for letter in letters] == [True, True, True]
+    assert letters[0]["reason"].startswith("not valid JSON")
+    assert letters[1]["reason"].startswith("too large") and letters[2]["reason"].startswith("too large")
+    assert big_but_valid.command_id not in topics.outcomes
+    assert [e.version for e in topics.log_of(incident)] == [1, 2, 3]
 
 
 async def test_a_redelivered_command_appends_nothing(client: Client, topics: Topics) -> None:

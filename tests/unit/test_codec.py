@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from uuid import UUID
@@ -16,11 +17,12 @@ from contracts.events import ZERO_HASH, StatusChanged
 from contracts.outcomes import CommandOutcome
 from streams.chain import seal
 from streams.codec import COMMAND, EVENT, INCIDENT_STATE, OUTCOME, register_codecs
-from streams.dead_letters import dead_letter
+from streams.dead_letters import HEADROOM, REASON_MAX, dead_letter, letter_limit
 from streams.incident import Applied, Incident
 
 ID = UUID("00000000-0000-4000-8000-000000000001")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LIMIT = letter_limit(1_048_576)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,16 +61,43 @@ def test_outcomes_and_incident_state_round_trip() -> None:
 
 def test_a_dead_letter_keeps_the_original_bytes_reason_and_origin() -> None:
     key, value, headers = dead_letter(b"\xff\x00not json", b"k", "warroom.commands", 3, 42,
-                                      "not valid JSON", at=T0)
+                                      "not valid JSON", at=T0, limit=LIMIT)
     letter = json.loads(value)
     assert key == b"k"
     assert base64.b64decode(letter["original_base64"]) == b"\xff\x00not json"
     assert letter["original_text"] is None
     assert letter | {"original_base64": None} == {
         "reason": "not valid JSON", "topic": "warroom.commands", "partition": 3, "offset": 42,
-        "at": "2024-05-01T12:00:00Z", "key": "k", "original_base64": None, "original_text": None}
+        "at": "2024-05-01T12:00:00Z", "key": "k", "size": 10,
+        "sha256": hashlib.sha256(b"\xff\x00not json").hexdigest(), "truncated": False,
+        "original_base64": None, "original_text": None}
     assert dict(headers)["warroom-source"] == b"warroom.commands/3/42"
-    assert json.loads(dead_letter(b"{}", None, "t", 0, 0, "r")[1])["original_text"] == "{}"
+    assert dict(headers)["warroom-original-size"] == b"10"
+    assert json.loads(dead_letter(b"{}", None, "t", 0, 0, "r", limit=LIMIT)[1])["original_text"] == "{}"
+
+
+@pytest.mark.parametrize("original", [
+    b"x" * 460_000,  # text and base64 of it together are over a megabyte
+    "é".encode() * 600_000,  # two bytes a character: the text cut must not split one
+    b"\x01" * 300_000,  # the text would take six bytes a byte (\u0001)
+    bytes(range(256)) * 8_000,  # not UTF-8 at all
+    b"y" * 5_000_000,  # larger than any broker would have delivered by default
+])
+def test_a_dead_letter_of_any_size_fits_its_limit_and_names_the_whole_original(original: bytes) -> None:
+    key, value, headers = dead_letter(original, b"k" * 5000, "warroom.alerts", 0, 7, "not valid JSON: " + "?" * 9000,
+                                      limit=LIMIT)
+    assert len(value) <= LIMIT
+    letter = json.loads(value)
+    assert letter["truncated"] is (letter["kept_bytes"] < len(original)) is (len(original) > 300_000)
+    assert (letter["size"], letter["sha256"]) == (len(original), hashlib.sha256(original).hexdigest())
+    kept = base64.b64decode(letter["original_base64"])
+    assert len(kept) == letter["kept_bytes"] >= min(len(original), LIMIT // 3) and original.startswith(kept)
+    if letter["original_text"] is not None:
+        assert original.startswith(letter["original_text"].encode())
+    assert len(letter["reason"]) <= REASON_MAX
+    # A key longer than a key needs to be is replaced by its digest, in the record and the letter.
+    assert key == hashlib.sha256(b"k" * 5000).hexdigest().encode() and letter["key"] == key.decode()
+    assert sum(len(name) + len(raw) for name, raw in headers) + len(key) + len(value) <= LIMIT + HEADROOM
 
 
 def test_the_worker_decodes_a_command_record_or_says_why_not() -> None:
@@ -85,7 +114,8 @@ def test_the_worker_decodes_a_command_record_or_says_why_not() -> None:
         (b"someone-else", raw, "is not its incident_id"),
         (None, raw, "is not its incident_id"),
         (str(ID).encode(), None, "empty message"),
+        (str(ID).encode(), raw + b" " * 1000, "too large"),
     ]:
         with pytest.raises(Poison) as poison:
-            parse(key, value)
+            parse(key, value, max_bytes=len(raw) + 999)
         assert reason in poison.value.reason

@@ -30,18 +30,21 @@ class Client:
         return object()
 
 
-def app_with(pool: Pool, kafka: Client, hearing: bool = True, feed: bool = True) -> TestClient:
+def app_with(pool: Pool, kafka: Client, hearing: bool = True, feed: bool = True,
+             log_problem: str | None = None) -> TestClient:
     app = create_app(Settings(auth={"jwt_secret": "x" * 40}))
     app.state.pool = pool
     app.state.bus = SimpleNamespace(producer=SimpleNamespace(client=kafka), hearing_outcomes=hearing)
     app.state.feed = SimpleNamespace(connected=feed)
+    app.state.log_watch = SimpleNamespace(problem=log_problem)
     return TestClient(app)
 
 
 def test_ready_when_everything_answers() -> None:
     response = app_with(Pool(), Client()).get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "kafka": "ok", "outcomes": "ok", "change_feed": "ok"}
+    assert response.json()["checks"] == {"postgres": "ok", "kafka": "ok", "outcomes": "ok", "change_feed": "ok",
+                                         "log": "ok"}
 
 
 def test_not_ready_names_each_failure() -> None:
@@ -56,6 +59,17 @@ def test_not_ready_names_each_failure() -> None:
     assert body["code"] == "unavailable"
     assert set(body["failed"]) == {"postgres", "kafka", "outcomes", "change_feed"}
     assert "connection refused" in body["failed"]["postgres"] and "no broker" in body["failed"]["kafka"]
+
+
+def test_a_log_that_went_back_is_not_ready_and_refuses_the_api() -> None:
+    client = app_with(Pool(), Client(), log_problem="partition 0 ends at 3, read up to 40")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert set(response.json()["failed"]) == {"log"} and "ends at 3" in response.json()["failed"]["log"]
+    refused = client.get("/v1/incidents")
+    assert refused.status_code == 503 and refused.json()["code"] == "unavailable"
+    assert "went back" in refused.json()["detail"] and refused.headers["retry-after"] == "2"
+    assert client.get("/healthz").status_code == 200
 
 
 def test_liveness_and_metrics_need_no_servers() -> None:

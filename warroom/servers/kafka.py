@@ -112,19 +112,24 @@ def start_tansu(
     *,
     host: str = "127.0.0.1",
     port: int | None = None,
+    cluster_id: str | None = None,
     timeout: float = 30,
 ) -> KafkaServer:
     """Start a memory-only Tansu broker and return once clients can bootstrap.
 
     Everything it holds is lost when it stops. It supports neither idempotent
     nor transactional producers. ``data_dir`` only holds its log.
+
+    Each start gets a cluster id of its own unless one is given (a restart too): what
+    it serves after a restart is another, empty log, and its clients can tell.
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     url = f"tcp://{_url_host(host)}:{port}"
+    cluster_id = cluster_id or f"tansu-{uuid.uuid4().hex}"
     argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]
+            "--storage-engine", "memory://tansu/", "--cluster-id", cluster_id]
     env = {k: v for k, v in os.environ.items()
            if k not in {"CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}}
     env.setdefault("RUST_LOG", "warn")

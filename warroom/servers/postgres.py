@@ -138,6 +138,7 @@ def start_postgres(
             argv.append("--no-sync")
         run_tool("initdb", argv, log_path, env=env, uid=uid, gid=gid, timeout=120)
 
+    _clear_stale_lock(pgdata)
     port = port or free_port(host)
     argv = [bin_dir / "postgres", "-D", pgdata, "-h", host, "-p", str(port),
             "-c", "unix_socket_directories=", "-c", f"max_connections={max_connections}",
@@ -165,6 +166,28 @@ def start_postgres(
         return result.returncode == 0
 
     return wait_ready(server, ready, timeout=timeout)
+
+
+def _clear_stale_lock(pgdata: Path) -> None:
+    """Remove `postmaster.pid` if no PostgreSQL runs under the pid it names.
+
+    A postmaster killed with SIGKILL leaves it behind; PostgreSQL refuses to start while
+    that pid is alive, and by then it may belong to any other process."""
+    lock = pgdata / "postmaster.pid"
+    try:
+        pid = int(lock.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        alive = stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+    except OSError:
+        command, alive = b"", False
+    if alive and Path(command.decode(errors="replace")).name == "postgres":
+        return  # a server runs on this data directory; PostgreSQL itself will say so
+    _log.warning("removing %s left by PostgreSQL pid %d, which no longer runs", lock, pid)
+    lock.unlink(missing_ok=True)
 
 
 def _pg_isready(bin_dir: Path) -> str:
