@@ -293,9 +293,16 @@ async def dead_letters(settings: Settings) -> list[dict]:
                                 group_id=f"{settings.topics.prefix}-dlq-reader")
     await consumer.start()
     try:
+        # Everything up to the topic's end as of now: one fetch may return only a part.
+        partitions = consumer.assignment() or set()
+        while not partitions:
+            await consumer.getmany(timeout_ms=200)
+            partitions = consumer.assignment()
+        ends = await consumer.end_offsets(list(partitions))
         found: list[dict] = []
-        for recs in (await consumer.getmany(timeout_ms=3000)).values():
-            found.extend(json.loads(r.value) for r in recs)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for recs in (await consumer.getmany(timeout_ms=1000)).values():
+                found.extend(json.loads(r.value) for r in recs)
         return found
     finally:
         await consumer.stop()
