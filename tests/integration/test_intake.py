@@ -375,7 +375,7 @@ async def test_warroom_alert_send_publishes_as_a_producer_would(
         producer: Producer, log: Log, settings: Settings, tmp_path: Path) -> None:
     service = unique("cli")
     # The broker comes from the stack.json of a `warroom up` data directory.
-    (tmp_path / "stack.json").write_text(json.dumps({"kafka": settings.kafka.bootstrap}))
+    (tmp_path / "stack.json").write_text(json.dumps({"kafka": settings.kafka.bootstrap, "postgres": settings.postgres.dsn}))
     sent = await asyncio.to_thread(
         warroom_cli, settings, "alert", "send", "--service", service, "--name", "DiskFull", "--severity", "page",
         "--label", "team=storage", "--annotation", "summary=disk 95% full", "--data-dir", str(tmp_path))
