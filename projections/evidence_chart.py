@@ -342,7 +342,7 @@ def _shading(frame: _Frame, series: Series) -> list[str]:
         x0, x1 = frame.x(max(span[0], frame.t0)), frame.x(min(span[1], frame.t1))
         drawn.append(svg.el("rect", {"class_": name, "x": x0, "y": top, "width": x1 - x0, "height": bottom - top,
                                      "fill": fill},
-                            svg.el("title", None, f"{label}: {_when(span[0])} – {_when(span[1])} UTC")))
+                            svg.title(f"{label}: {_when(span[0])} – {_when(span[1])} UTC")))
     return drawn
 
 
@@ -388,7 +388,7 @@ def _axes(frame: _Frame, unit: Unit) -> list[str]:
         drawn.append(svg.el("g", {"class_": "axis-break"},
                             svg.el("path", {"d": f"M{svg.number(x - 5)} {svg.number(bottom + 4)}l4-8m2 8l4-8",
                                             "stroke": svg.MUTED, "fill": "none"}),
-                            svg.el("title", None, "the baseline is drawn compressed; the window keeps its scale")))
+                            svg.title("the baseline is drawn compressed; the window keeps its scale")))
     drawn.append(svg.text(6.0, bottom + 15, "UTC", font_size=10, fill=svg.MUTED))
     return drawn
 
@@ -460,7 +460,7 @@ def _peak(frame: _Frame, series: Series, unit: Unit) -> str | None:
     t, v = min(candidates, key=lambda p: (abs(p[1] - peak), p[0]))
     word = "lowest" if series.worse == "down" else "peak"
     return svg.el("circle", {"class_": "peak", "cx": frame.x(t), "cy": frame.y(v), "r": 3.2, "fill": CHANGE},
-                  svg.el("title", None, f"{word} {unit.format(v)} at {_clock(t, seconds=True)} UTC"))
+                  svg.title(f"{word} {unit.format(v)} at {_clock(t, seconds=True)} UTC"))
 
 
 def _verticals(frame: _Frame, series: Series, marks: Iterable[Mark]) -> list[str]:
@@ -488,7 +488,7 @@ def _verticals(frame: _Frame, series: Series, marks: Iterable[Mark]) -> list[str
             _glyph(cls, x, colour),
             svg.text(start + 2, LABEL_ROWS[row], label, font_size=10, fill=colour,
                      font_weight=600 if cls == "change" else None),
-            svg.el("title", None, f"{_meaning(cls, word)} at {_when(t)} UTC")))
+            svg.title(f"{_meaning(cls, word)} at {_when(t)} UTC")))
     return drawn
 
 

@@ -56,13 +56,18 @@ def text(x: float, y: float, content: str, **attrs: object) -> str:
     return el("text", {"x": x, "y": y, **attrs}, escape(content))
 
 
+def title(content: str) -> str:
+    """A `<title>`: the tooltip and accessible name of the element it is in; escaped."""
+    return el("title", None, escape(content))
+
+
 def document(width: float, height: float, label: str, *children: Child, **attrs: object) -> str:
     """A standalone SVG of `width` × `height` user units that scales to its container,
     named `label` for screen readers (`role="img"`, `aria-label` and `<title>`)."""
     return el("svg", {"xmlns": "http://www.w3.org/2000/svg", "viewBox": f"0 0 {number(width)} {number(height)}",
                       "width": width, "height": height, "role": "img", "aria-label": label,
                       "font-family": FONT, "font-size": 11, "fill": INK, **attrs},
-              el("title", None, escape(label)), *children)
+              title(label), *children)
 
 
 def text_width(content: str, size: float) -> float:
