@@ -20,6 +20,7 @@ from gateway.auth import TokenVerifier
 from gateway.changes import ChangeFeed
 from gateway.commands import CommandBus
 from gateway.eventlog import EventLog
+from gateway.incidents.charts import router as charts_router
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
@@ -129,7 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = GatewayMetrics()
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for router in (health.router, pages.router, incidents_router, history_router, services_router,
+    for router in (health.router, pages.router, incidents_router, history_router, charts_router, services_router,
                    scorecard_router, stream.router, alerts.router):
         app.include_router(router)
     return app

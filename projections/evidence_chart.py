@@ -479,22 +479,28 @@ def _verticals(frame: _Frame, series: Series, marks: Iterable[Mark]) -> list[str
         if not frame.holds(t):
             continue
         x = frame.x(t)
-        label = f"{word} {_clock(t, seconds=True)}"
-        row, start = _label_place(taken, x, svg.text_width(label, 10) + 4)
+        # The label with its time, else the word alone where crowded, else none (the
+        # line's tooltip still says it).
+        label, place = None, None
+        for label in (f"{word} {_clock(t, seconds=True)}", word):
+            place = _label_place(taken, x, svg.text_width(label, 10) + 4)
+            if place is not None:
+                break
+        top = LABEL_ROWS[place[0]] + 3 if place else TOP - 8
         drawn.append(svg.el(
             "g", {"class_": cls},
-            svg.el("line", {"x1": x, "y1": LABEL_ROWS[row] + 3, "x2": x, "y2": HEIGHT - BOTTOM, "stroke": colour,
+            svg.el("line", {"x1": x, "y1": top, "x2": x, "y2": HEIGHT - BOTTOM, "stroke": colour,
                             "stroke-width": 1.6 if cls == "change" else 1.2, "stroke-dasharray": dash or None}),
             _glyph(cls, x, colour),
-            svg.text(start + 2, LABEL_ROWS[row], label, font_size=10, fill=colour,
-                     font_weight=600 if cls == "change" else None),
+            svg.text(place[1] + 2, LABEL_ROWS[place[0]], label, font_size=10, fill=colour,
+                     font_weight=600 if cls == "change" else None) if place else None,
             svg.title(f"{_meaning(cls, word)} at {_when(t)} UTC")))
     return drawn
 
 
-def _label_place(taken: list[list[tuple[float, float]]], x: float, width: float) -> tuple[int, float]:
+def _label_place(taken: list[list[tuple[float, float]]], x: float, width: float) -> tuple[int, float] | None:
     """(row, left edge) of a label for a line at `x`: right of it, else left of it, on
-    the first row where it fits; the last row, overlapping, when none has room."""
+    the first row where it runs into no other; None when no row has room."""
     for row, spans in enumerate(taken):
         for left in (x, x - width):
             if left < 2 or left + width > WIDTH - 2:
@@ -502,9 +508,7 @@ def _label_place(taken: list[list[tuple[float, float]]], x: float, width: float)
             if all(left + width + 4 < a or left > b + 4 for a, b in spans):
                 spans.append((left, left + width))
                 return row, left
-    left = min(max(x, 2.0), WIDTH - 2 - width)
-    taken[-1].append((left, left + width))
-    return len(taken) - 1, left
+    return None
 
 
 def _glyph(cls: str, x: float, colour: str) -> str | None:

@@ -37,6 +37,7 @@ class Entry:
     type: str
     actor: str
     summary: str
+    run_id: str | None = None  # the correlation run of a correlation event
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Postmortem:
     notes: list[dict[str, Any]]
     log: LogCheck
     root_cause: dict[str, Any] | None = None
+    hypotheses_run_id: str | None = None  # the run `hypotheses` are of: the latest completed
     contributing_factors: list[str] = field(default_factory=list)
     action_items: list[dict[str, str]] = field(default_factory=list)
 
@@ -138,9 +140,10 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         row = incidents.evolve(row, event)
         if row is not None:
             scored = scorecard.evolve(scored, event, row["opened_at"])
-        entries.append(Entry(event.occurred_at, event.version, event.type, actor_name(event.actor),
-                             timeline.summarize(event)))
         d: Any = event.data
+        run_id = getattr(d, "run_id", None)
+        entries.append(Entry(event.occurred_at, event.version, event.type, actor_name(event.actor),
+                             timeline.summarize(event), None if run_id is None else str(run_id)))
         match event.type:
             case "IncidentOpened":
                 opened_severity = str(d.severity)
@@ -170,7 +173,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         runs=ordered_runs, hypotheses=list(latest.hypotheses) if latest else [], impact=impact, notes=notes,
         log=LogCheck(check.events, check.valid, check.first_bad_version,
                      events[-1].hash if check.valid else None),
-        root_cause=_root_cause(scored, row),
+        root_cause=_root_cause(scored, row), hypotheses_run_id=latest.run_id if latest else None,
     )
 
 
@@ -219,6 +222,7 @@ def to_json(postmortem: Postmortem) -> dict[str, Any]:
         "impact": postmortem.impact,
         "notes": postmortem.notes,
         "root_cause": postmortem.root_cause,
+        "hypotheses_run_id": postmortem.hypotheses_run_id,
         "log": asdict(postmortem.log),
         "contributing_factors": postmortem.contributing_factors,
         "action_items": postmortem.action_items,

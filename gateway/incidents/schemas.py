@@ -143,6 +143,8 @@ class Finding(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
     after_resolution: bool = False
     recorded_at: datetime | None = None
+    chart: str | None = Field(default=None, description="the path of this finding's chart (SVG) when its evidence "
+                                                        "holds a series; null otherwise")
 
 
 class SourceProgress(BaseModel):
@@ -165,3 +167,5 @@ class CorrelationRun(BaseModel):
     completed_at: datetime | None = None
     hypotheses: list[Any] = Field(default_factory=list)
     sources: list[SourceProgress]
+    graph: str | None = Field(default=None, description="the path of the SVG of the incident's service graph with "
+                                                        "this run's suspects, when its hypotheses name any")
