@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from projections import svg
 
-WIDTH, HEIGHT = 560.0, 200.0
-LEFT, RIGHT, TOP, BOTTOM = 58.0, 14.0, 46.0, 28.0
-LABEL_ROWS = (29.0, 40.0)  # the baselines of the marker labels, above the plot
+WIDTH, HEIGHT = 560.0, 210.0
+LEFT, RIGHT, TOP, BOTTOM = 58.0, 14.0, 57.0, 28.0
+LABEL_ROWS = (29.0, 40.0, 51.0)  # the baselines of the marker labels, above the plot
 SERIES, CHANGE, ANCHOR, DEPLOY = "#0b5cad", "#c62828", "#32383f", "#6f42c1"
 BASELINE_FILL, WINDOW_FILL = "#dde8f5", "#fdf0cf"
 BASELINE_SHARE = 0.4
@@ -304,6 +304,7 @@ def draw(series: Series, marks: Iterable[Mark] = (), *, service: str | None = No
     title = f"{who} · {series.signal}" if who else series.signal
     if unit.name:
         title += f" ({unit.name})"
+    verticals, unlabelled = _verticals(frame, series, marks)
     parts = [
         _shading(frame, series),
         _axes(frame, unit),
@@ -311,9 +312,9 @@ def draw(series: Series, marks: Iterable[Mark] = (), *, service: str | None = No
         svg.el("path", {"class_": "series", "d": _path(frame, series), "fill": "none", "stroke": SERIES,
                         "stroke-width": 1.6, "stroke-linejoin": "round", "stroke-linecap": "round"}),
         _peak(frame, series, unit),
-        _verticals(frame, series, marks),
+        verticals,
         svg.text(6.0, 15.0, title, font_size=12, font_weight=600),
-        _legend(series),
+        _legend(series, unlabelled, title),
     ]
     return svg.document(WIDTH, HEIGHT, _describe(title, series, unit), *parts, class_="evidence-chart",
                         data_finding_id=finding_id, data_service=who, data_signal=series.signal)
@@ -331,6 +332,7 @@ def _describe(title: str, series: Series, unit: Unit) -> str:
 
 
 SHADES = (("baseline", "baseline", BASELINE_FILL), ("window", "analysis window", WINDOW_FILL))
+"""(class and legend key, what it is, fill) of the shaded spans."""
 
 
 def _shading(frame: _Frame, series: Series) -> list[str]:
@@ -346,16 +348,29 @@ def _shading(frame: _Frame, series: Series) -> list[str]:
     return drawn
 
 
-def _legend(series: Series) -> list[str]:
-    """Swatches for the shaded spans, at the right of the title row."""
-    shown = [(label, fill) for (_, label, fill), span in zip(SHADES, (series.baseline, series.window)) if span]
+def _legend(series: Series, unlabelled: set[str], title: str) -> list[str]:
+    """Keys at the right of the title row: the shaded spans, and a ◆ for each kind of
+    mark some of whose labels gave way, as many as fit beside the title."""
+    keys: list[tuple[str, str | None]] = [
+        (name, fill) for (name, _, fill), span in zip(SHADES, (series.baseline, series.window)) if span]
+    keys += [(what, None) for what in sorted(unlabelled)]
+    room = WIDTH - RIGHT - (6 + svg.text_width(title, 12, bold=True) + 12)
+    fitting = []
+    for label, fill in keys:
+        room -= svg.text_width(label, 10) + 24
+        if room < 0:
+            break
+        fitting.append((label, fill))
     x, drawn = WIDTH - RIGHT, []
-    for label, fill in reversed(shown):
+    for label, fill in reversed(fitting):
         x -= svg.text_width(label, 10)
         drawn.append(svg.text(x, 15.0, label, font_size=10, fill=svg.MUTED))
         x -= 14
-        drawn.append(svg.el("rect", {"x": x, "y": 6.5, "width": 10, "height": 10, "fill": fill,
-                                     "stroke": svg.LINE}))
+        if fill is None:
+            drawn.append(svg.el("path", {"d": f"M{svg.number(x + 5)} 6.5l4.5 4.5-4.5 4.5-4.5-4.5z", "fill": DEPLOY}))
+        else:
+            drawn.append(svg.el("rect", {"x": x, "y": 6.5, "width": 10, "height": 10, "fill": fill,
+                                         "stroke": svg.LINE}))
         x -= 10
     return drawn
 
@@ -463,52 +478,123 @@ def _peak(frame: _Frame, series: Series, unit: Unit) -> str | None:
                   svg.title(f"{word} {unit.format(v)} at {_clock(t, seconds=True)} UTC"))
 
 
-def _verticals(frame: _Frame, series: Series, marks: Iterable[Mark]) -> list[str]:
-    """The anchor, the change and the marks: a line each, labelled above the plot where
-    the label runs into no other (on the first free row, right of its line or left)."""
-    wanted: list[tuple[float, str, str, str, str]] = []  # (t, class, colour, word, dash)
-    if series.anchor is not None:
-        wanted.append((series.anchor, "anchor", ANCHOR, "incident", "2 2"))
+@dataclass
+class _Vertical:
+    """A moment drawn as a vertical line, and the label it may get."""
+
+    t: float
+    x: float
+    cls: str
+    colour: str
+    word: str
+    dash: str
+    priority: int  # which label gives way first when crowded: the lowest
+    form: int = 0  # 0: word and time, 1: the word, 2: no label
+
+    @property
+    def label(self) -> str | None:
+        return (f"{self.word} {_clock(self.t, seconds=True)}", self.word, None)[self.form]
+
+    @property
+    def width(self) -> float:
+        return svg.text_width(self.label or "", 10, bold=self.cls == "change") + 4
+
+
+def _verticals(frame: _Frame, series: Series, marks: Iterable[Mark]) -> tuple[list[str], set[str]]:
+    """The change, the anchor and the marks: a line each, labelled above the plot; and
+    the kinds of mark some of whose labels gave way (for the legend to name)."""
+    wanted = []
     if series.change is not None:
-        wanted.append((series.change, "change", CHANGE, "change", ""))
-    for mark in marks:
-        wanted.append((mark.at, f"mark {mark.what}", DEPLOY, mark.what, "4 2"))
-    taken: list[list[tuple[float, float]]] = [[] for _ in LABEL_ROWS]
+        wanted.append((series.change, "change", CHANGE, "change", "", 2))
+    if series.anchor is not None:
+        wanted.append((series.anchor, "anchor", ANCHOR, "incident", "2 2", 1))
+    for mark in sorted(marks, key=lambda m: (m.at, m.what)):
+        wanted.append((mark.at, f"mark {mark.what}", DEPLOY, mark.what, "4 2", 0))
+    verticals = [_Vertical(t, frame.x(t), *rest) for t, *rest in wanted if frame.holds(t)]
+    places = _label_rows(verticals)
     drawn = []
-    for t, cls, colour, word, dash in sorted(wanted, key=lambda w: (w[0], w[1])):
-        if not frame.holds(t):
-            continue
-        x = frame.x(t)
-        # The label with its time, else the word alone where crowded, else none (the
-        # line's tooltip still says it).
-        label, place = None, None
-        for label in (f"{word} {_clock(t, seconds=True)}", word):
-            place = _label_place(taken, x, svg.text_width(label, 10) + 4)
-            if place is not None:
-                break
-        top = LABEL_ROWS[place[0]] + 3 if place else TOP - 8
+    for v in verticals:
+        place = places.get(id(v))
+        top = LABEL_ROWS[place[0]] + 3 if place else TOP - 4
         drawn.append(svg.el(
-            "g", {"class_": cls},
-            svg.el("line", {"x1": x, "y1": top, "x2": x, "y2": HEIGHT - BOTTOM, "stroke": colour,
-                            "stroke-width": 1.6 if cls == "change" else 1.2, "stroke-dasharray": dash or None}),
-            _glyph(cls, x, colour),
-            svg.text(place[1] + 2, LABEL_ROWS[place[0]], label, font_size=10, fill=colour,
-                     font_weight=600 if cls == "change" else None) if place else None,
-            svg.title(f"{_meaning(cls, word)} at {_when(t)} UTC")))
-    return drawn
+            "g", {"class_": v.cls},
+            svg.el("line", {"x1": v.x, "y1": top, "x2": v.x, "y2": HEIGHT - BOTTOM, "stroke": v.colour,
+                            "stroke-width": 1.6 if v.cls == "change" else 1.2, "stroke-dasharray": v.dash or None}),
+            _glyph(v.cls, v.x, v.colour),
+            _label(v, place),
+            svg.title(f"{_meaning(v.cls, v.word)} at {_when(v.t)} UTC")))
+    unlabelled = {v.word for v in verticals if v.priority == 0 and (v.label is None or id(v) not in places)}
+    return drawn, unlabelled
 
 
-def _label_place(taken: list[list[tuple[float, float]]], x: float, width: float) -> tuple[int, float] | None:
-    """(row, left edge) of a label for a line at `x`: right of it, else left of it, on
-    the first row where it runs into no other; None when no row has room."""
-    for row, spans in enumerate(taken):
-        for left in (x, x - width):
-            if left < 2 or left + width > WIDTH - 2:
+def _label(v: _Vertical, place: tuple[int, float] | None) -> str | None:
+    """The label, against its line on whichever side it was given (the room reserved
+    for it is generous, the text hugs the line)."""
+    if place is None or v.label is None:
+        return None
+    row, left = place
+    before = left < v.x - 1
+    return svg.text(v.x - 2 if before else v.x + 2, LABEL_ROWS[row], v.label, font_size=10, fill=v.colour,
+                    text_anchor="end" if before else None, font_weight=600 if v.cls == "change" else None)
+
+
+def _label_rows(verticals: list[_Vertical]) -> dict[int, tuple[int, float]]:
+    """(row, left edge) of each vertical's label, by `id`. Labels go on the side of their
+    line away from the nearer edge, stepping down a row per line towards the other side,
+    so no line runs through a label; where even that leaves no room, the label of least
+    priority shortens (word and time, the word, none: its tooltip still says it) and
+    the layout is tried again."""
+    if not verticals:
+        return {}
+    leftwards = sum(v.x for v in verticals) / len(verticals) > (LEFT + WIDTH - RIGHT) / 2
+    order = sorted(verticals, key=lambda v: v.x, reverse=leftwards)
+    while True:
+        taken = _Labels()
+        places: dict[int, tuple[int, float]] = {}
+        failed = None
+        for v in order:
+            if v.label is None:
+                taken.lines.append((v.x, len(LABEL_ROWS)))
                 continue
-            if all(left + width + 4 < a or left > b + 4 for a, b in spans):
-                spans.append((left, left + width))
+            place = taken.place(v.x, v.width, leftwards)
+            if place is None:
+                failed = v
+                break
+            places[id(v)] = place
+        if failed is None:
+            return places
+        shorter = [v for v in verticals if v.form < 2 and v.priority < failed.priority] or [failed]
+        min(shorter, key=lambda v: (v.priority, -v.t)).form += 1
+
+
+class _Labels:
+    """Labels placed so far: a label on a row runs into no other label there, and into
+    no line coming down from a label on a row above; its own line, coming down from it,
+    runs through no label on a row below."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, float, float]] = []  # (row, left, right)
+        self.lines: list[tuple[float, int]] = []  # (x, row of its label; len(LABEL_ROWS) for none)
+
+    def place(self, x: float, width: float, leftwards: bool) -> tuple[int, float] | None:
+        """(row, left edge) for a label of a line at `x`, on the first row where it fits,
+        on the preferred side of the line else the other; None when no row has room."""
+        sides = (x - width, x) if leftwards else (x, x - width)
+        for row in range(len(LABEL_ROWS)):
+            for left in sides:
+                right = left + width
+                if left < 2 or right > WIDTH - 2:
+                    continue
+                if any(r == row and not (right + 4 < a or left > b + 4) for r, a, b in self.spans):
+                    continue
+                if any(r < row and left - 2 <= lx <= right + 2 for lx, r in self.lines):
+                    continue
+                if any(r > row and a - 2 <= x <= b + 2 for r, a, b in self.spans):
+                    continue
+                self.spans.append((row, left, right))
+                self.lines.append((x, row))
                 return row, left
-    return None
+        return None
 
 
 def _glyph(cls: str, x: float, colour: str) -> str | None:

@@ -150,7 +150,8 @@ def _place(graph: Graph) -> tuple[list[_Placed], float, float]:
     rows: dict[int, list[_Placed]] = {}
     for service in graph.nodes:
         node = _Placed(service, layer[service], lines=_lines(graph, service))
-        node.width = max(96.0, max(svg.text_width(line, 12) for line in node.lines) + 30)
+        node.width = max(96.0, svg.text_width(node.lines[0], 12, bold=True) + 30,
+                         *(svg.text_width(line, 10) + 24 for line in node.lines[1:]))
         rows.setdefault(node.layer, []).append(node)
     placed: dict[str, _Placed] = {}
     callers: dict[str, list[str]] = {}

@@ -16,8 +16,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', sans-serif"
 INK, MUTED, LINE = "#1b1f24", "#57606a", "#d0d7de"
-CHAR_EM = 0.56
-"""Average advance of a character of the font above, in em: enough to keep labels apart."""
+CHAR_EM = 0.6
+"""Average advance of a character of the font above, in em (bold: a tenth more): enough
+to keep labels apart and inside their boxes."""
 
 Child = str | Iterable[str] | None
 
@@ -70,9 +71,9 @@ def document(width: float, height: float, label: str, *children: Child, **attrs:
               title(label), *children)
 
 
-def text_width(content: str, size: float) -> float:
+def text_width(content: str, size: float, *, bold: bool = False) -> float:
     """About how wide `content` is at font size `size`."""
-    return len(content) * size * CHAR_EM
+    return len(content) * size * CHAR_EM * (1.1 if bold else 1.0)
 
 
 def ticks(low: float, high: float, most: int = 5) -> list[float]:

@@ -4,7 +4,7 @@
 
 import { Actions } from "./actions.js";
 import { coalesced, fill, h, perFrame } from "./dom.js";
-import { Figures } from "./figures.js";
+import { Pictures } from "./pictures.js";
 import { badge, shortId } from "./format.js";
 import * as sections from "./sections.js";
 import { timeline } from "./timeline.js";
@@ -22,7 +22,7 @@ export class IncidentView {
     this.id = null;
     this.dirty = new Set();
     this.openDetails = new Set();
-    this.figures = new Figures(api, report);
+    this.pictures = new Pictures(() => this.api, report);
     this.draw = perFrame(() => this.redraw());
     const failed = (what) => (error) => {
       if (error.status !== 401) this.report(`Could not load ${what}: ${error.describe ? error.describe() : error}`);
@@ -50,7 +50,7 @@ export class IncidentView {
     this.missing = false;
     this.drawnCause = undefined;
     this.openDetails.clear();
-    this.figures.clear();
+    this.pictures.clear();
     if (!id) {
       fill(this.root, this.emptyText);
       return;
@@ -266,13 +266,13 @@ export class IncidentView {
   /** A finding's chart; it marks the deploys and restarts of its run, so a run's new finding redraws it. */
   chartOf(f) {
     const ofRun = this.findings.filter((other) => other.run_id === f.run_id).length;
-    return this.figures.slot(f.chart, `${f.chart}|${ofRun}`, { label: `chart of ${f.kind}`, kind: "chart" });
+    return this.pictures.slot(f.chart, `${f.chart}|${ofRun}`, { label: `chart of ${f.kind}`, kind: "chart" });
   }
 
   /** A run's part of the service graph; it marks the confirmed cause. */
   graphOf(run) {
     const cause = this.incident?.root_cause?.service ?? "";
-    return this.figures.slot(run.graph, `${run.graph}|${cause}`, { label: "service graph", kind: "graph" });
+    return this.pictures.slot(run.graph, `${run.graph}|${cause}`, { label: "service graph", kind: "graph" });
   }
 
   /** Redraw `el`, keeping open the <details> the person opened (by their data-key). */

@@ -186,12 +186,19 @@ function finding(f, chart) {
     f.chart ? chart(f) : null,
     f.changed_at ? h("p", { class: "muted" }, "Changed at ", when(f.changed_at)) : null,
     query ? h("pre", { class: "query" }, h("code", null, typeof query === "string" ? query : JSON.stringify(query))) : null,
-    window ? h("p", { class: "muted" }, `Window: ${window}`) : null,
+    window ? h("p", { class: "muted" }, "Window: ", interval(window)) : null,
     evidenceLinks([].concat(link ?? [], Array.isArray(links) ? links : links && typeof links === "object" ? Object.values(links) : [])),
     Object.keys(rest).length
       ? h("details", { dataset: { key: `evidence:${f.finding_id}` } }, h("summary", null, "More evidence"),
         h("pre", null, h("code", null, JSON.stringify(rest, null, 2))))
       : null);
+}
+
+/** An ISO 8601 interval ("start/end") as two times; anything else as written ("5m"). */
+function interval(text) {
+  const parts = typeof text === "string" ? text.split("/") : [];
+  if (parts.length !== 2 || parts.some((p) => Number.isNaN(Date.parse(p)))) return String(text);
+  return [when(parts[0]), " – ", when(parts[1])];
 }
 
 function evidenceLinks(items) {

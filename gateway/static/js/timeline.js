@@ -77,7 +77,7 @@ function entry(e) {
 function folded(run) {
   const head = run.head ?? run.progress[0];
   const summary = runSummary(run);
-  return h("li", { class: "tl-run", dataset: { runId: run.id, ...(run.head ? { version: run.head.version, type: run.head.type } : {}) } },
+  return h("li", { class: "tl-run", dataset: { foldedRun: run.id, ...(run.head ? { version: run.head.version, type: run.head.type } : {}) } },
     h("span", { class: "tl-when" }, when(head.occurred_at)),
     h("span", { class: "tl-what" },
       h("span", { class: "tl-type" }, `Correlation run ${shortId(run.id)}`),

@@ -26,8 +26,8 @@ function sanitized(text) {
   return document.importNode(root, true);
 }
 
-export class Figures {
-  /** `report(message)` tells the person when a picture cannot be had. */
+export class Pictures {
+  /** `api()` is the signed-in API; `report(message)` tells the person when a picture cannot be had. */
   constructor(api, report) {
     this.api = api;
     this.report = report;
@@ -47,7 +47,7 @@ export class Figures {
    * was confirmed), the same key reuses what was fetched.
    */
   slot(path, key, { label, kind }) {
-    const holder = h("div", { class: `figure figure-${kind}`, dataset: { figure: kind }, "aria-busy": "true" },
+    const holder = h("div", { class: `picture picture-${kind}`, dataset: { picture: kind }, "aria-busy": "true" },
       h("p", { class: "muted small" }, `Drawing ${label}…`));
     const put = (svg) => {
       holder.removeAttribute("aria-busy");
@@ -59,7 +59,7 @@ export class Figures {
       return holder;
     }
     if (!this.loading.has(key)) {
-      this.loading.set(key, this.api.svg(path).then(
+      this.loading.set(key, this.api().svg(path).then(
         ({ body }) => sanitized(body),
         (error) => {
           if (error.status !== 401) this.report(`Could not draw the ${label}: ${error.describe ? error.describe() : error}`);
