@@ -147,6 +147,15 @@ async def open_incident(api: httpx.AsyncClient, title: str, service: str, severi
     return response.json()["id"]
 
 
+async def shown_at_1280(stack: Stack, dashboard: Dashboard, api: httpx.AsyncClient, title: str, service: str) -> str:
+    """Rosa, a responder, on a 1280 px wide page showing a new incident `api` opened; its id."""
+    await dashboard.page.set_viewport_size(NARROW)
+    await dashboard.sign_in(stack.token("responder", sub="rosa"))
+    incident = await open_incident(api, title, service)
+    await dashboard.open(incident, title)
+    return incident
+
+
 async def command(api: httpx.AsyncClient, incident: str, what: str, body: dict | None = None) -> dict:
     response = await api.post(f"/v1/incidents/{incident}/{what}", json=body or {})
     assert response.status_code in (200, 201, 202), response.text
@@ -303,12 +312,9 @@ async def test_a_responder_confirms_a_hypothesis_with_one_click(stack: Stack, da
     cause shows on the incident and on the scorecard, and changes by others arrive live."""
     service, db, payments, dns = unique("checkout"), unique("payments-db"), unique("payments"), unique("dns")
     page = dashboard.page
-    await page.set_viewport_size(NARROW)
-    await dashboard.sign_in(stack.token("responder", sub="rosa"))
     async with stack.client("responder", sub="sam") as sam:
         title = f"Checkout 5xx {service}"
-        incident = await open_incident(sam, title, service)
-        await dashboard.open(incident, title)
+        incident = await shown_at_1280(stack, dashboard, sam, title, service)
         cause = dashboard.incident.locator(".panel-cause [data-root-cause]")
         await expect(cause).to_have_text("Not confirmed yet.")
 
@@ -391,12 +397,9 @@ async def test_evidence_is_drawn_and_the_timeline_folds_each_run(stack: Stack, d
     the run's progress under its start while people's actions stand out."""
     service, db, payments = unique("checkout"), unique("payments-db"), unique("payments")
     page = dashboard.page
-    await page.set_viewport_size(NARROW)
-    await dashboard.sign_in(stack.token("responder", sub="rosa"))
     async with stack.client("responder", sub="sam") as sam:
         title = f"Checkout slow {service}"
-        incident = await open_incident(sam, title, service)
-        await dashboard.open(incident, title)
+        incident = await shown_at_1280(stack, dashboard, sam, title, service)
         await command(sam, incident, "acknowledge")
         anchor = datetime.now(UTC)
         latency = series_evidence(db, "latency", anchor=anchor, typical=0.04, bad=0.9)
