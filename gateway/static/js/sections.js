@@ -174,7 +174,7 @@ export function findings(list, { chart = () => null } = {}) {
 function finding(f, chart) {
   const { query, window, links, link, values, ...rest } = f.evidence || {};
   const service = f.service || (typeof rest.service === "string" ? rest.service : null);
-  if (Array.isArray(values)) rest.values = `${values.length} points (drawn above)`;
+  if (Array.isArray(values)) rest.values = `${values.length} points${f.chart ? " (drawn above)" : ""}`;
   return h("li", { class: "finding", dataset: { findingId: f.finding_id, service: service ?? "" } },
     h("p", { class: "finding-head" },
       h("meter", { min: 0, max: 1, value: f.confidence, "aria-label": "confidence" }),
