@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter
 
 from contracts.common import Actor, Message, Severity, Status, UtcDatetime
+from contracts.hypotheses import Hypothesis
 
 
 class CommandBase(Message):
@@ -102,13 +103,15 @@ class RecordFinding(CommandBase):
     confidence: float = Field(ge=0, le=1)
     changed_at: UtcDatetime | None = None
     evidence: dict[str, Any] = Field(default_factory=dict)
+    service: str = Field(min_length=1, max_length=200)  # the service the finding is about
+    signal: str = Field(min_length=1, max_length=100)  # what moved there: latency, errors, log_errors...
 
 
 class CompleteCorrelation(CommandBase):
     type: Literal["CompleteCorrelation"] = "CompleteCorrelation"
     run_id: UUID
     outcome: Literal["succeeded", "partial", "failed"]
-    hypotheses: list[dict[str, Any]] = Field(default_factory=list)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
 
 
 class ConfirmRootCause(CommandBase):

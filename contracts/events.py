@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field, SerializeAsAny, model_validator
+from pydantic import Field, SerializeAsAny, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from contracts.common import Actor, Message, Severity, Status, UtcDatetime
+from contracts.hypotheses import Hypothesis
 
 ZERO_HASH = "0" * 64
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The envelope contract events are written with. 1: the event types of SPEC §2;
-2: adds `RootCauseConfirmed`. Events keep the version they were written with, and every
-version stays readable."""
+2: adds `RootCauseConfirmed`; 3: findings name their `service` and `signal`, and
+`CorrelationCompleted.hypotheses` are `Hypothesis` models. Events keep the version they
+were written with; every version stays readable and re-serializes to exactly what was
+hashed (findings without service/signal, hypotheses as free dicts)."""
 
 SourceOutcome = Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
 RunOutcome = Literal["succeeded", "partial", "failed"]
@@ -112,6 +115,12 @@ class CorrelationSourceCompleted(EventData):
 
 
 class FindingRecorded(EventData):
+    """What a source noticed about one `signal` of one `service`.
+
+    `service` and `signal` are absent only from version-1 events, written before findings
+    named them; they are left out of the serialized form when absent, so such an event
+    hashes as it did when it was written."""
+
     event_type: ClassVar[str] = "FindingRecorded"
     run_id: UUID
     finding_id: UUID
@@ -122,13 +131,28 @@ class FindingRecorded(EventData):
     changed_at: UtcDatetime | None = None
     evidence: dict[str, Any] = Field(default_factory=dict)
     after_resolution: bool = False
+    service: str | None = None
+    signal: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_names(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in ("service", "signal"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class CorrelationCompleted(EventData):
+    """The end of a run, with its hypotheses best first.
+
+    Version-1 events carry hypotheses as free dicts (`summary`, `category`,
+    `finding_ids`...); they are kept as written, so they still read and still hash."""
+
     event_type: ClassVar[str] = "CorrelationCompleted"
     run_id: UUID
     outcome: RunOutcome
-    hypotheses: list[dict[str, Any]] = Field(default_factory=list)
+    hypotheses: list[Hypothesis] | list[dict[str, Any]] = Field(default_factory=list, union_mode="left_to_right")
 
 
 class ImpactAssessed(EventData):

@@ -26,6 +26,8 @@ from gateway.incidents.routes import router as incidents_router
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.scorecard.routes import router as scorecard_router
 from gateway.services.routes import router as services_router
+from gateway.topology.routes import router as topology_router
+from streams.correlation.topology import Topology
 from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _with_retries("event-log reader", event_log.start)
         stack.push_async_callback(event_log.stop)
 
+        topology = Topology(settings)
+        stack.push_async_callback(topology.aclose)
+
         app.state.pool, app.state.bus, app.state.feed, app.state.event_log = pool, bus, feed, event_log
+        app.state.topology = topology
         log.info("gateway: ready (schema %s, topics %s.*)", settings.postgres.schema_name, settings.topics.prefix)
         yield
 
@@ -131,7 +137,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for router in (health.router, pages.router, incidents_router, history_router, charts_router, services_router,
-                   scorecard_router, stream.router, alerts.router):
+                   scorecard_router, topology_router, stream.router, alerts.router):
         app.include_router(router)
     return app
 

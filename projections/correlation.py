@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import events as ev
-from projections.logged import LoggedEvent, from_json
+from projections.logged import LoggedEvent, from_json, hypotheses_json
 from projections.rows import Columns, column_arrays, upsert_statement
 from projections.schema import qualified
 
@@ -62,7 +62,7 @@ def evolve(runs: dict[UUID, Row], sources: dict[tuple[UUID, str], Row], item: Lo
     if e.type == "CorrelationCompleted":
         if run is not None:
             run.update(state="completed", outcome=d.outcome, completed_at=e.occurred_at,
-                       hypotheses=d.hypotheses)
+                       hypotheses=hypotheses_json(d.hypotheses))
         return
     source = sources.setdefault((d.run_id, d.source), _source(d.run_id, d.source))
     if e.type == "CorrelationSourceStarted":

@@ -154,7 +154,8 @@ class Expected:
             self._finding_ids.add(d.finding_id)
             self.findings.add((str(d.finding_id), incident, str(d.run_id), d.source, d.kind,
                                d.summary, millionths(d.confidence), micros(d.changed_at),
-                               boolean(d.after_resolution), micros(event.recorded_at)))
+                               boolean(d.after_resolution), micros(event.recorded_at), text(d.service),
+                               text(d.signal)))
 
     def _incident(self, event: Any) -> None:
         d, at = event.data, event.occurred_at

@@ -1,4 +1,5 @@
-"""Findings read model: what each correlation source found, with its evidence."""
+"""Findings read model: what each correlation source found about which service and
+signal, with its evidence. Findings of version-1 events name neither (NULL)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from projections.schema import qualified
 
 INSERT = """
 INSERT INTO {s}.findings (finding_id, incident_id, run_id, source, kind, summary, confidence,
-                          changed_at, evidence, after_resolution, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
+                          changed_at, evidence, after_resolution, recorded_at, service, signal)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)
 ON CONFLICT (finding_id) DO NOTHING
 """
 
@@ -26,6 +27,6 @@ async def apply_batch(conn: asyncpg.Connection, schema: str, events: Sequence[Lo
         if e.type == FindingRecorded.event_type:
             rows.append((d.finding_id, e.incident_id, d.run_id, d.source, d.kind, d.summary,
                          d.confidence, d.changed_at, to_json(d.evidence),
-                         d.after_resolution, e.recorded_at))
+                         d.after_resolution, e.recorded_at, d.service, d.signal))
     if rows:
         await conn.executemany(qualified(schema, INSERT), rows)

@@ -17,7 +17,7 @@ import json
 import asyncpg
 
 from contracts import events as ev
-from projections.logged import LoggedEvent, from_json, iso, to_json
+from projections.logged import LoggedEvent, from_json, hypotheses_json, iso, to_json
 from projections.rows import Columns, column_arrays, upsert_statement
 from projections.schema import qualified
 
@@ -135,7 +135,7 @@ def _run_progress(summary: dict | None, kind: str, d: Any, at: datetime) -> tupl
             summary["findings"] = summary.get("findings", 0) + 1
         case "CorrelationCompleted":
             summary.update(state="completed", outcome=d.outcome, completed_at=iso(at))
-            top = d.hypotheses[0] if d.hypotheses else None
+            top = hypotheses_json(d.hypotheses[:1])[0] if d.hypotheses else None
     return summary, top
 
 

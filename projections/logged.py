@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
+
+from pydantic import BaseModel
 
 from contracts.events import EventEnvelope
 
@@ -56,6 +59,12 @@ def _default(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """Compact JSON for jsonb columns and the change feed (uuids and datetimes as strings)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def hypotheses_json(hypotheses: Sequence[BaseModel | dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hypotheses as JSON objects, whichever schema version wrote them: `Hypothesis`
+    models (version 2) by their fields, version-1 free dicts as they are."""
+    return [h.model_dump(mode="json") if isinstance(h, BaseModel) else dict(h) for h in hypotheses]
 
 
 def from_json(value: str | None) -> Any:

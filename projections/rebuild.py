@@ -41,7 +41,7 @@ TIMELINE_COLUMNS = ("incident_id", "version", "event_id", "type", "occurred_at",
                     "actor", "summary", "data", "kafka_partition", "kafka_offset")
 NOTE_COLUMNS = ("note_id", "incident_id", "text", "author", "added_at")
 FINDING_COLUMNS = ("finding_id", "incident_id", "run_id", "source", "kind", "summary", "confidence",
-                   "changed_at", "evidence", "after_resolution", "recorded_at")
+                   "changed_at", "evidence", "after_resolution", "recorded_at", "service", "signal")
 # Folded rows are written in slices, so one statement's arrays stay a few MB.
 WRITE_SLICE = 10_000
 FOLDED = ("incidents", "alerts", "runs", "sources", "scorecard")
@@ -153,7 +153,7 @@ class Rebuild:
                 self._findings_seen.add(d.finding_id)
                 self._findings.append((d.finding_id, incident, d.run_id, d.source, d.kind, d.summary,
                                        d.confidence, d.changed_at, to_json(d.evidence),
-                                       d.after_resolution, e.recorded_at))
+                                       d.after_resolution, e.recorded_at, d.service, d.signal))
 
     def _actor(self, actor: Any) -> str:
         # A log has few actors and each acts many times: encode each one once.

@@ -175,7 +175,13 @@ CREATE INDEX IF NOT EXISTS scorecard_confirmed_idx ON {s}.scorecard (confirmed_a
     WHERE service IS NOT NULL;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1), (2, MIGRATION_2))
+# Findings name the service and signal they are about (events of schema version 3).
+MIGRATION_3 = """
+ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS service text;
+ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS signal text;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3))
 """(version, DDL) in order; `migrate` applies those not yet recorded."""
 
 CREATE_MIGRATIONS_TABLE = """

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts import events as ev
 from contracts.common import Actor, ActorKind
+from contracts.hypotheses import Hypothesis
 from contracts.events import ZERO_HASH, EventData, EventEnvelope
 from streams.chain import seal
 
@@ -59,11 +60,13 @@ def _life() -> list[Step]:
           for i in range(3)],
         *[source_done(i) for i in range(3)],
         lambda inc: (ev.FindingRecorded(
-            run_id=inc.run_id, finding_id=inc._uuid(), source="prometheus", kind="error_rate",
+            run_id=inc.run_id, finding_id=inc._uuid(), source="prometheus", kind="errors",
             summary="5xx ratio rose from 0.2% to 12%", confidence=0.82, changed_at=START,
-            evidence={"query": "sum(rate(...))", "window": "5m", "values": [0.002, 0.12]}), SYSTEM),
+            evidence={"query": "sum(rate(...))", "window": "5m", "values": [0.002, 0.12]},
+            service=inc.service, signal="errors"), SYSTEM),
         lambda inc: (ev.CorrelationCompleted(run_id=inc.run_id, outcome="partial", hypotheses=[
-            {"title": "Bad deploy of " + inc.service, "confidence": 0.82, "findings": 1}]), SYSTEM),
+            Hypothesis(rank=1, service=inc.service, signal="errors", confidence=0.82, path=[inc.service],
+                       started_at=START, summary="Bad deploy of " + inc.service)]), SYSTEM),
         lambda inc: (ev.IncidentAcknowledged(by="alice"), USER),
         lambda inc: (ev.AlertAttached(fingerprint=inc.fingerprint, alertname="HighErrorRate",
                                       labels={"service": inc.service}, annotations={"summary": "5xx"},

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from contracts import events as ev
-from projections.logged import LoggedEvent
+from projections.logged import LoggedEvent, hypotheses_json
 from projections.scorecard import field_of
 from projections.schema import qualified
 
@@ -76,7 +76,7 @@ def summarize(event: ev.EventEnvelope) -> str:
             return f"{d.source} finding{late}, confidence {d.confidence:.2f}: {_clip(d.summary)}"
         case "CorrelationCompleted":
             text = f"Correlation {d.outcome}"
-            top = _hypothesis_title(d.hypotheses[0]) if d.hypotheses else None
+            top = _hypothesis_title(hypotheses_json(d.hypotheses[:1])[0]) if d.hypotheses else None
             return f"{text}; top hypothesis: {top}" if top else f"{text}; no hypothesis"
         case "ImpactAssessed":
             text = (f"SLO {d.slo}: burn rate {d.burn_rate:.1f}×, "

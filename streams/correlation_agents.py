@@ -1,9 +1,11 @@
 """The correlation agents: events in, correlation and impact commands out (SPEC §4).
 
-One Faust agent reads the events topic and reacts to three facts:
+One Faust agent reads the events topic and reacts to four facts:
 - `IncidentOpened` sends the `StartCorrelation` of the opening run (its run id is
   derived from the incident id, so a redelivered open starts the same run), and
   assesses SLO impact once;
+- `AlertAttached` (the first one) gives the moment runs are anchored at: the alert's
+  `starts_at` (`streams.correlation.window`);
 - `CorrelationStarted` runs `correlate` for that run in a background task and sends
   each command it yields, in order, keyed by incident id;
 - `StatusChanged`, `ImpactAssessed` keep the list of unresolved incidents and their last
@@ -18,8 +20,8 @@ The agents never append events; the decider does. Redelivery is harmless: comman
 are deterministic and the decider skips commands and sources it has already seen.
 What is kept in memory (the facts of incidents this worker saw open, the last impact
 numbers) is rebuilt from the events after a restart only for incidents whose events
-are read again; a run on an incident it never saw open takes the service from the
-decider's table.
+are read again; a run on an incident it never saw open takes the service, the opening
+time and the first alert's start from the decider's table.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import mode
@@ -39,6 +41,7 @@ from pydantic import ValidationError
 from contracts.commands import CommandBase
 from contracts.common import Status
 from contracts.events import (
+    AlertAttached,
     CorrelationStarted,
     EventEnvelope,
     ImpactAssessed,
@@ -55,6 +58,7 @@ from streams.correlation import (
     correlate,
     start_command,
 )
+from streams.correlation.topology import Topology
 from streams.dead_letters import dead_letter
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ class CorrelationDesk:
         self.commands_topic = streams.settings.topics.name("commands")
         self.dlq_topic = streams.settings.topics.name("dlq")
         self.sources: dict[str, Source] | None = None
+        self.topology: Topology | None = None
         self.facts: dict[uuid.UUID, IncidentFacts] = {}
         self.open: dict[uuid.UUID, Watched] = {}
         self.runs: set[asyncio.Task] = set()
@@ -104,6 +109,15 @@ class CorrelationDesk:
             if self.settings.correlation.on_open and not self._has_run(event.incident_id, opening_run_id(event.incident_id)):
                 await self.send([start_command(self.settings, facts, opening_run_id(event.incident_id), "opened")])
             self._spawn(self.assess(self.open[event.incident_id]), f"impact-{event.incident_id}")
+        elif isinstance(data, AlertAttached):
+            facts = self.facts.get(event.incident_id)
+            if facts is not None and facts.alert_started_at is None:
+                label = self.settings.correlation.symptom_signal_label
+                self.facts[event.incident_id] = replace(
+                    facts, alert_started_at=data.starts_at,
+                    symptom_signal=data.labels.get(label) if label else None)
+                if event.incident_id in self.open:
+                    self.open[event.incident_id].facts = self.facts[event.incident_id]
         elif isinstance(data, CorrelationStarted):
             if self._run_done(event.incident_id, data.run_id):
                 return  # read again after a restart: the run already completed
@@ -129,7 +143,7 @@ class CorrelationDesk:
         async with self.slots:
             sources = self._sources()
             try:
-                async for command in correlate(self.settings, facts, run_id, sources):
+                async for command in correlate(self.settings, facts, run_id, sources, topology=self.topology):
                     await self.send([command])
             except Exception:
                 # A redelivered CorrelationStarted (or a manual rerun) can try again.
@@ -171,11 +185,15 @@ class CorrelationDesk:
         if self.sources is not None:
             await close_sources(self.sources)
             self.sources = None
+        if self.topology is not None:
+            await self.topology.aclose()
+            self.topology = None
 
     def _sources(self) -> dict[str, Source]:
         # Built on first use, inside the worker's loop; the breakers then outlive runs.
         if self.sources is None:
             self.sources = build_sources(self.settings)
+            self.topology = Topology(self.settings)
         return self.sources
 
     def _spawn(self, work, name: str) -> None:
@@ -193,8 +211,9 @@ class CorrelationDesk:
         if state is None:
             log.warning("incident %s: no service known, correlation not run", incident_id)
             return None
-        # Opened before this worker's memory: the run starts counting from now.
-        facts = IncidentFacts(incident_id, state.service, seen_at)
+        # Opened before this worker's memory: the table knows when (a state written before
+        # it kept that has only the moment this run was asked for).
+        facts = IncidentFacts(incident_id, state.service, state.opened_at or seen_at, state.first_alert_at)
         self.facts[incident_id] = facts
         return facts
 

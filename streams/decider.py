@@ -194,6 +194,7 @@ def evolve(state: State, event: EventEnvelope | EventData) -> State:
             version=version,
             last_hash=ZERO_HASH,
             recent_keys=remember((), key, RECENT_KEYS) if key else (),
+            opened_at=envelope.occurred_at if envelope is not None else None,
         )
     elif state is None:
         raise ValueError(f"{type(data).__name__} before IncidentOpened")
@@ -215,7 +216,8 @@ def _changes(state: Incident, data: EventData) -> dict[str, object]:
         case SeverityChanged():
             return {"severity": data.to}
         case AlertAttached():
-            return {"firing": state.firing | {data.fingerprint}}
+            return {"firing": state.firing | {data.fingerprint},
+                    "first_alert_at": state.first_alert_at or data.starts_at}
         case AlertResolved():
             return {"firing": state.firing - {data.fingerprint}}
         case CorrelationStarted():

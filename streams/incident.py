@@ -7,6 +7,7 @@ also what the worker keeps in its Faust table, so it stays small and JSON-able.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -64,6 +65,10 @@ class Incident(Frozen):
     root_cause: Cause | None = None
     recent_commands: tuple[str, ...] = ()
     recent_keys: tuple[str, ...] = ()
+    # When it opened and when its first alert started: a correlation run is anchored
+    # there (streams.correlation.window), also after a restart forgot everything else.
+    opened_at: datetime | None = None
+    first_alert_at: datetime | None = None
 
     @property
     def resolved(self) -> bool:

@@ -129,6 +129,29 @@ def _cmd_alert_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_petshop(args: argparse.Namespace) -> int:
+    import time
+
+    from warroom.petshop.dataset import DatasetError
+    from warroom.petshop.evaluate import evaluate, report_json, report_table
+    from warroom.servers import ServerError
+
+    if args.limit is not None and args.limit < 1:
+        print("warroom: --limit must be at least 1", file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    try:
+        results = evaluate(args.dir, limit=args.limit, verbose=args.verbose, keep=args.keep)
+    except (DatasetError, ServerError) as err:
+        print(f"warroom: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report_json(args.dir, results), indent=2))
+    else:
+        print(report_table(args.dir, results, time.monotonic() - began))
+    return 0
+
+
 def report_text(report: dict) -> str:
     lines = []
     for check in report["checks"]:
@@ -192,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--data-dir", type=Path, default=None, help="publish to the broker `warroom up` runs there")
     send.set_defaults(func=_cmd_alert_send)
 
+    evaluation = sub.add_parser("eval", help="measure root-cause ranking on labelled cases")
+    esub = evaluation.add_subparsers(dest="eval_command", required=True)
+    petshop = esub.add_parser("petshop", help="every case of a PetShop-format scenario through the real pipeline")
+    petshop.add_argument("dir", type=Path, help="a scenario directory: graph.csv, noissue/, train/ and test/")
+    petshop.add_argument("--json", action="store_true", help="print the result object (SPEC §14) on stdout")
+    petshop.add_argument("--limit", type=int, default=None, help="only the first N cases (train, then test)")
+    petshop.add_argument("--verbose", action="store_true", help="print the eval's own settings on stderr")
+    petshop.add_argument("--keep", action="store_true", help="keep the work directory (TSDB, logs) and say where")
+    petshop.set_defaults(func=_cmd_eval_petshop)
+
     from warroom.demo.cli import register as register_demo
     from warroom.history_cli import register
 
@@ -204,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except SettingsError as err:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import create_model
 
 from contracts import ALL_COMMANDS, ALL_EVENTS, Alert, CommandOutcome, EventEnvelope
+from contracts.evidence import SeriesEvidence
 
 
 def _event_schema(data_model: type) -> dict:
@@ -24,7 +25,8 @@ def _event_schema(data_model: type) -> dict:
 
 
 def all_schemas() -> dict[str, dict]:
-    """File name → JSON Schema for every command, event, alert and outcome."""
+    """File name → JSON Schema for every command, event, alert and outcome, and for the
+    evidence of a finding about a series (what `FindingRecorded.evidence` holds then)."""
     schemas: dict[str, dict] = {}
     for command in ALL_COMMANDS:
         schemas[f"commands/{command.__name__}.json"] = command.model_json_schema(by_alias=True)
@@ -32,6 +34,7 @@ def all_schemas() -> dict[str, dict]:
         schemas[f"events/{event.event_type}.json"] = _event_schema(event)
     schemas["alerts/Alert.json"] = Alert.model_json_schema(by_alias=True)
     schemas["outcomes/CommandOutcome.json"] = CommandOutcome.model_json_schema(by_alias=True)
+    schemas["evidence/SeriesEvidence.json"] = SeriesEvidence.model_json_schema(by_alias=True)
     return schemas
 
 

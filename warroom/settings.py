@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from warroom.templates import check, seconds
+from warroom.topology import parse_edge, read_file
 
 
 class Section(BaseModel):
@@ -90,41 +102,94 @@ class ProjectorSettings(Section):
     group_id: str = "warroom-projector"
 
 
+def _duration(value: str) -> str:
+    seconds(value)  # raises ValueError naming the text
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+"""A Prometheus-style duration: 30s, 5m, 1h30m, 24h."""
+
+
+def _template(*placeholders: str) -> AfterValidator:
+    """A validator refusing a template that names a placeholder other than `placeholders`."""
+    return AfterValidator(lambda value: check(value, placeholders))
+
+
+PROMQL_PLACEHOLDERS = ("label", "service", "window")
+
+
+class Signal(Section):
+    """One signal the Prometheus source reads for every candidate service."""
+
+    query: Annotated[str, _template(*PROMQL_PLACEHOLDERS)]
+    worse: Literal["up", "down"] = "up"  # which way is bad: latency and errors up, availability down
+    # The signal's ideal value (0 for latency and error ratios, 100 for availability in
+    # percent): a change is judged against the distance from it, so a small shift of a
+    # whole level is not a fault. Unset: 0 for a signal worse going up, none otherwise.
+    best: float | None = None
+
+
+def _default_signals() -> dict[str, Signal]:
+    return {
+        # `or vector(0)`: a service with no 5xx yet has an error rate of 0, not no series;
+        # a misnamed total metric still leaves no series, so it is reported as no_data.
+        "errors": Signal(query='(sum(rate(http_requests_total{{{label}="{service}",status=~"5.."}}[{window}]))'
+                         ' or vector(0)) / sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))'),
+        "latency": Signal(query="histogram_quantile(0.95, sum by (le) (rate("
+                          'http_request_duration_seconds_bucket{{{label}="{service}"}}[{window}])))'),
+        "traffic": Signal(query='sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))', worse="down"),
+        "saturation": Signal(query='max(rate(process_cpu_seconds_total{{{label}="{service}"}}[{window}]))'),
+        "restarts": Signal(query='sum(changes(process_start_time_seconds{{{label}="{service}"}}[{window}]))'),
+    }
+
+
 class PrometheusSource(Section):
     url: str | None = None
     service_label: str = "service"
-    window: str = "5m"
-    queries: dict[str, str] = Field(
-        default_factory=lambda: {
-            # `or vector(0)`: a service with no 5xx yet has an error rate of 0, not no series;
-            # a misnamed total metric still leaves no series, so it is reported as no_data.
-            "error_rate": '(sum(rate(http_requests_total{{{label}="{service}",status=~"5.."}}[{window}]))'
-            ' or vector(0)) / sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))',
-            "latency_p95": "histogram_quantile(0.95, sum by (le) (rate("
-            'http_request_duration_seconds_bucket{{{label}="{service}"}}[{window}])))',
-            "request_rate": 'sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))',
-            "saturation": 'max(rate(process_cpu_seconds_total{{{label}="{service}"}}[{window}]))',
-            "restarts": 'sum(changes(process_start_time_seconds{{{label}="{service}"}}[{window}]))',
-        }
-    )
-    thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"error_rate": 0.05, "latency_p95": 1.0, "saturation": 0.9, "restarts": 0}
-    )
-    lookback: str = "30m"  # how far before the incident start to look for when a breach began
-    step: str = "15s"  # resolution of that look back (query_range step)
+    window: Duration = "5m"  # {window} in the templates: the range of rate(), changes()...
+    step: Duration = "60s"  # resolution of each signal's query_range over baseline + analysis window
+    concurrency: int = Field(default=8, ge=1, le=64)  # queries in flight at once within a run
+    signals: dict[str, Signal] = Field(default_factory=_default_signals)
+    # The signal that counts each service's requests (any steady unit: per second, per
+    # step). Ranking weighs an excess by the requests it touched, so a quiet service's
+    # big jump does not outweigh a busy one's trouble. None: unweighted.
+    volume: str | None = "traffic"
+
+    @field_validator("signals")
+    @classmethod
+    def _some_signal(cls, value: dict[str, Signal]) -> dict[str, Signal]:
+        if not value:
+            raise ValueError("name at least one signal (or leave prometheus out of correlation.sources)")
+        return value
+
+    @field_validator("volume")
+    @classmethod
+    def _volume_is_a_signal(cls, value: str | None, info: ValidationInfo) -> str | None:
+        signals = info.data.get("signals")
+        if value is not None and signals is not None and value not in signals:
+            raise ValueError(f"names {value!r}, which is not one of the signals "
+                             f"({', '.join(sorted(signals))}); name one, or leave it out")
+        return value
+
+
+LOKI_PLACEHOLDERS = ("label", "service", "window", "step", "baseline_offset")
 
 
 class LokiSource(Section):
     url: str | None = None
     service_label: str = "app"
-    window: str = "15m"
-    baseline_offset: str = "1h"
-    error_query: str = '{{{label}="{service}"}} |~ "(?i)(error|exception|fatal)"'
+    baseline_offset: Duration = "1h"
+    error_query: Annotated[str, _template(*LOKI_PLACEHOLDERS)] = \
+        '{{{label}="{service}"}} |~ "(?i)(error|exception|fatal)"'
     pattern_limit: int = Field(default=500, ge=1)
-    step: str = "1m"
-    volume_query: str = 'sum(count_over_time({{{label}="{service}"}}[{step}]))'
-    count_query: str = "sum(count_over_time({error_query}[{step}]))"
-    baseline_query: str = "sum(count_over_time({error_query}[{step}] offset {baseline_offset}))"
+    step: Duration = "1m"
+    volume_query: Annotated[str, _template(*LOKI_PLACEHOLDERS)] = \
+        'sum(count_over_time({{{label}="{service}"}}[{step}]))'
+    count_query: Annotated[str, _template(*LOKI_PLACEHOLDERS, "error_query")] = \
+        "sum(count_over_time({error_query}[{step}]))"
+    baseline_query: Annotated[str, _template(*LOKI_PLACEHOLDERS, "error_query")] = \
+        "sum(count_over_time({error_query}[{step}] offset {baseline_offset}))"
     error_ratio: float = Field(default=2.0, ge=1)
     min_error_lines: int = Field(default=10, ge=0)
     top_patterns: int = Field(default=5, ge=1)
@@ -136,8 +201,7 @@ class KubernetesSource(Section):
     context: str | None = None
     host: str | None = None
     namespace: str = "default"
-    label_selector: str = "app={service}"
-    window: str = "15m"
+    label_selector: Annotated[str, _template("service")] = "app={service}"
 
 
 class CorrelationSettings(Section):
@@ -149,10 +213,70 @@ class CorrelationSettings(Section):
     breaker_reset_s: float = Field(default=30, gt=0)
     run_deadline_s: float = Field(default=30, gt=0)
     on_open: bool = True  # start a run when an incident opens (manual runs always work)
+    # The analysis window: [anchor - window, anchor + settle], never past the run's own
+    # time; the baseline is the `baseline` before it. The anchor is the first alert's
+    # starts_at, else the incident's opened_at (streams.correlation.window).
+    window: Duration = "10m"
+    settle: Duration = "10m"
+    baseline: Duration = "24h"
+    # The alert label naming the symptom's signal (e.g. signal="latency"); when it names
+    # one of the Prometheus signals, ranking explains that signal of the symptom.
+    symptom_signal_label: str | None = "signal"
     sources: list[Literal["prometheus", "loki", "kubernetes"]] = ["prometheus", "loki", "kubernetes"]
     prometheus: PrometheusSource = PrometheusSource()
     loki: LokiSource = LokiSource()
     kubernetes: KubernetesSource = KubernetesSource()
+
+
+class Discovery(Section):
+    """Edges read from a service-graph metric: one per (caller, callee) label pair."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    query: Annotated[str, _template("window")]
+    caller_label: str = Field(min_length=1)
+    callee_label: str = Field(min_length=1)
+
+
+def _default_discovery() -> list[Discovery]:
+    return [
+        Discovery(name="tempo", query="sum by (client, server) (rate(traces_service_graph_request_total[{window}]))",
+                  caller_label="client", callee_label="server"),
+        Discovery(name="istio", query="sum by (source_workload, destination_workload) "
+                                      "(rate(istio_requests_total[{window}]))",
+                  caller_label="source_workload", callee_label="destination_workload"),
+    ]
+
+
+def _edge(text: str) -> str:
+    parse_edge(text)
+    return text
+
+
+class TopologySettings(Section):
+    edges: list[Annotated[str, AfterValidator(_edge)]] = []  # "caller -> callee"
+    file: Path | None = None  # `caller -> callee` lines, or a CSV adjacency matrix (rows call columns)
+    discovery: list[Discovery] = Field(default_factory=_default_discovery)
+    discovery_window: Duration = "1h"  # {window} in discovery queries
+    discovery_timeout_s: float = Field(default=5, gt=0)
+    refresh_s: float = Field(default=60, ge=0)  # discovered edges are reused this long
+    max_depth: int = Field(default=3, ge=0, le=50)  # hops below the symptom a run examines
+    max_candidates: int = Field(default=20, ge=1, le=1000)  # services a run examines, the symptom included
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_file(value)
+        return value
+
+    @field_validator("discovery")
+    @classmethod
+    def _unique_names(cls, value: list[Discovery]) -> list[Discovery]:
+        names = [d.name for d in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"discovery names must be unique; repeated: {', '.join(repeated)}")
+        return value
 
 
 class SLO(Section):
@@ -207,6 +331,7 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = CorrelationSettings()
     impact: ImpactSettings = ImpactSettings()
     intake: IntakeSettings = IntakeSettings()
+    topology: TopologySettings = TopologySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -38,7 +38,7 @@ order by version limit $3
 
 SELECT_FINDINGS = """
 select finding_id, run_id, source, kind, summary, confidence, changed_at, evidence,
-       after_resolution, recorded_at
+       after_resolution, recorded_at, service, signal
 from findings where incident_id = $1
 order by confidence desc, changed_at asc nulls last, recorded_at asc
 """

@@ -143,6 +143,8 @@ class Finding(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
     after_resolution: bool = False
     recorded_at: datetime | None = None
+    service: str | None = Field(default=None, description="the service the finding is about (absent before schema version 2)")
+    signal: str | None = Field(default=None, description="what moved there: latency, errors, log_errors...")
     chart: str | None = Field(default=None, description="the path of this finding's chart (SVG) when its evidence "
                                                         "holds a series; null otherwise")
 

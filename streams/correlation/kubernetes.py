@@ -1,5 +1,6 @@
 """Kubernetes through kubernetes-asyncio: pods not ready, crash loops, OOM kills,
-restarts, warning events and rollouts of the service, within the window.
+restarts, warning events and rollouts of each service a run examines, within the run's
+analysis window.
 
 The interpretation works on the API's own JSON (PodList, EventList, ReplicaSetList), so
 it is pure and tested with recordings in the documented format.
@@ -12,15 +13,16 @@ import os
 from functools import partial
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from streams.correlation.model import Finding, IncidentFacts, SourceReport, settle
+from streams.correlation.model import Finding, IncidentFacts, Scope, SourceReport, settle
 from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
-from streams.correlation.templates import TemplateError, delta, render
+from streams.correlation.templates import TemplateError, render
 from warroom.settings import KubernetesSource as KubernetesSettings
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -233,11 +235,11 @@ class KubernetesSource:
         except (ValueError, AttributeError):
             raise QueryRejected(f"GET {path} did not answer a Kubernetes list") from None
 
-    async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
+    async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
         from kubernetes_asyncio import client
-        settings, now = self.settings, calls.clock.now()
+        settings, window = self.settings, scope.window
         try:
-            selector = render(settings.label_selector, service=incident.service)
+            selectors = {service: render(settings.label_selector, service=service) for service in scope.services}
         except TemplateError as exc:
             return SourceReport("failed", [], [str(exc)])
         try:
@@ -246,32 +248,39 @@ class KubernetesSource:
             return SourceReport("failed", [], [str(exc)])
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         ns = settings.namespace
-        pods_path = f"/api/v1/namespaces/{ns}/pods?{urlencode({'labelSelector': selector})}"
-        rs_path = f"/apis/apps/v1/namespaces/{ns}/replicasets?{urlencode({'labelSelector': selector})}"
         events_path = f"/api/v1/namespaces/{ns}/events?{urlencode({'fieldSelector': 'type=Warning'})}"
-        listed: dict[str, list[dict[str, Any]]] = {}
-        plan = [("pods", pods_path, core.list_namespaced_pod, {"label_selector": selector}),
-                ("replicasets", rs_path, apps.list_namespaced_replica_set, {"label_selector": selector}),
-                ("events", events_path, core.list_namespaced_event, {"field_selector": "type=Warning"})]
+        findings: list[Finding] = []
+        no_data: list[str] = []
         try:
-            for name, path, method, params in plan:
-                calls.note(f"GET {path}")
-                listed[name] = await calls.call(f"kubernetes {name}", partial(self._list, path, method, **params))
+            listed: dict[str, list[dict[str, Any]]] = {}
+            for service, selector in selectors.items():
+                pods_path = f"/api/v1/namespaces/{ns}/pods?{urlencode({'labelSelector': selector})}"
+                rs_path = f"/apis/apps/v1/namespaces/{ns}/replicasets?{urlencode({'labelSelector': selector})}"
+                for name, path, method in (("pods", pods_path, core.list_namespaced_pod),
+                                           ("replicasets", rs_path, apps.list_namespaced_replica_set)):
+                    calls.note(f"GET {path}")
+                    listed[name] = await calls.call(f"kubernetes {name}", partial(
+                        self._list, path, method, label_selector=selector))
+                if "events" not in listed:  # namespace-wide: asked once, read for every service
+                    calls.note(f"GET {events_path}")
+                    listed["events"] = await calls.call("kubernetes events", partial(
+                        self._list, events_path, core.list_namespaced_event, field_selector="type=Warning"))
+                if not listed["pods"]:
+                    if service == scope.symptom:  # a dependency may well not run in this cluster
+                        no_data.append(f"no pods match label selector {selector!r} in namespace {ns}: GET {pods_path}")
+                    continue
+                found = (rollout_findings(listed["replicasets"], window.start, window.end)
+                         + pod_findings(listed["pods"], window.start, window.end)
+                         + event_findings(listed["events"], owned_names(listed["pods"], listed["replicasets"]),
+                                          window.start, window.end))
+                for finding in found:
+                    path = {"rollout": rs_path, "warning_events": events_path}.get(finding.kind, pods_path)
+                    finding.evidence.update(service=service, namespace=ns, label_selector=selector,
+                                            window=window.interval(), query=f"GET {path}")
+                    findings.append(replace(finding, service=service,
+                                            key=f"{service}:{finding.key}" if finding.key else service))
         except QueryRejected as exc:
-            return SourceReport("failed", [], [str(exc)])
-        since = min(incident.opened_at, now) - delta(settings.window)
-        findings = (rollout_findings(listed["replicasets"], since, now)
-                    + pod_findings(listed["pods"], since, now)
-                    + event_findings(listed["events"], owned_names(listed["pods"], listed["replicasets"]),
-                                     since, now))
-        for finding in findings:
-            finding.evidence.setdefault("namespace", ns)
-            finding.evidence.setdefault("label_selector", selector)
-            finding.evidence.setdefault("window", settings.window)
-            path = {"rollout": rs_path, "warning_events": events_path}.get(finding.kind, pods_path)
-            finding.evidence.setdefault("query", f"GET {path}")
-        no_data = [] if listed["pods"] else [
-            f"no pods match label selector {selector!r} in namespace {ns}: GET {pods_path}"]
+            return SourceReport("failed", findings, [str(exc)])
         return settle(no_data, [], findings, answered=1)
 
 

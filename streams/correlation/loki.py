@@ -1,6 +1,7 @@
-"""Loki over its HTTP API: error lines versus a baseline, and the patterns they share.
+"""Loki over its HTTP API: error lines versus a baseline, and the patterns they share,
+for each service a run examines, within the run's analysis window.
 
-LogQL templates, the label name and the windows come from `correlation.loki`. Masking
+LogQL templates, the label name and the baseline offset come from `correlation.loki`. Masking
 log lines into patterns and judging the counts are pure; `LokiSource` does the calls.
 """
 
@@ -8,19 +9,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 
-from streams.correlation.model import Finding, IncidentFacts, SourceReport, settle
+from streams.correlation.model import Finding, IncidentFacts, Scope, SourceReport, settle
 from streams.correlation.prometheus import Series, parse_result
 from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
 from streams.correlation.templates import (
     TemplateError,
-    delta,
+    duration_text,
     escape_label_value,
     loki_query_link,
     render,
@@ -159,11 +160,11 @@ def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000_000)
 
 
-def build_queries(settings: LokiSettings, service: str) -> dict[str, str]:
-    """The LogQL this source runs for `service`: volume, errors, baseline, lines."""
+def build_queries(settings: LokiSettings, service: str, window: str) -> dict[str, str]:
+    """The LogQL this source runs for `service`: volume, errors, baseline, lines.
+    `window` (the analysis window's length, e.g. "20m") fills `{window}`."""
     values = {"label": settings.service_label, "service": escape_label_value(service),
-              "window": settings.window, "step": settings.step,
-              "baseline_offset": settings.baseline_offset}
+              "window": window, "step": settings.step, "baseline_offset": settings.baseline_offset}
     error_query = render(settings.error_query, **values)
     values["error_query"] = error_query
     return {
@@ -174,8 +175,19 @@ def build_queries(settings: LokiSettings, service: str) -> dict[str, str]:
     }
 
 
+@dataclass
+class _Looked:
+    """What the source saw across services: findings, and the problems it names."""
+
+    findings: list[Finding] = field(default_factory=list)
+    no_data: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    answered: int = 0
+
+
 class LokiSource:
-    """Counts the service's error lines against a baseline and groups them into patterns."""
+    """Counts each examined service's error lines against a baseline and groups them
+    into patterns, within the run's analysis window."""
 
     name = "loki"
 
@@ -195,56 +207,71 @@ class LokiSource:
         if self._http is not None:
             await self._http.aclose()
 
-    async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
+    async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
         assert self.client is not None
-        settings, client, now = self.settings, self.client, calls.clock.now()
-        try:
-            queries = build_queries(settings, incident.service)
-        except TemplateError as exc:
-            return SourceReport("failed", [], [str(exc)])
+        looked = _Looked()
+        for service in scope.services:
+            try:
+                await self._service(service, service == scope.symptom, scope, calls, looked)
+            except TemplateError as exc:
+                return SourceReport("failed", looked.findings, [str(exc)])
+            except QueryRejected as exc:
+                # A refused query is refused for every service alike: stop asking.
+                return SourceReport("failed", looked.findings, [str(exc)])
+        return settle(looked.no_data, looked.failed, looked.findings, looked.answered)
+
+    async def _service(self, service: str, symptom: bool, scope: Scope, calls: Calls, looked: _Looked) -> None:
+        settings, client, window = self.settings, self.client, scope.window
+        assert client is not None
+        span = duration_text(window.length)
+        queries = build_queries(settings, service, span)
         step = seconds(settings.step)
-        start = now - delta(settings.window)
+        start, end = window.start, window.end
         ask: dict[str, list[Series]] = {}
         for name in ("volume", "errors", "baseline"):
             calls.note(queries[name])
             try:
-                ask[name] = await calls.call(f"loki {name}", partial(client.samples, queries[name], start, now, step))
+                ask[name] = await calls.call(f"loki {name}", partial(client.samples, queries[name], start, end, step))
             except QueryRejected as exc:
-                return SourceReport("failed", [], [f"{name}: {exc}"])
+                raise QueryRejected(f"{name}: {exc}") from None
             if name == "volume" and not ask[name]:
-                return SourceReport("no_data", [], [
-                    f"no log lines for {incident.service} in the last {settings.window}: {queries['volume']}"])
+                if symptom:  # a dependency without logs is simply not logged
+                    looked.no_data.append(f"no log lines for {service} in the window {window.interval()}: "
+                                          f"{queries['volume']}")
+                return
+        looked.answered += 1
         current, baseline = total(ask["errors"]), total(ask["baseline"])
         if not errors_stand_out(current, baseline, settings):
-            return settle([], [], [], answered=1)
+            return
         evidence: dict[str, Any] = {
-            "query": queries["errors"], "baseline_query": queries["baseline"],
-            "window": settings.window, "baseline_offset": settings.baseline_offset,
+            "query": queries["errors"], "baseline_query": queries["baseline"], "service": service,
+            "window": window.interval(), "baseline_offset": settings.baseline_offset,
             "value": current, "baseline": baseline,
-            "rate_per_s": round(current / delta(settings.window).total_seconds(), 4),
-            "link": loki_query_link(client.base_url, queries["errors"], start, now),
+            "rate_per_s": round(current / max(window.length.total_seconds(), 1), 4),
+            "link": loki_query_link(client.base_url, queries["errors"], start, end),
         }
-        counts = per_step(ask["errors"], start, now, step)
+        counts = per_step(ask["errors"], start, end, step)
         baseline_per_step = baseline / max(len(counts), 1)
         changed_at = rise_start(counts, baseline_per_step * settings.error_ratio)
         evidence["per_step"] = [[moment.isoformat(), value] for moment, value in counts[-60:]]
-        findings = [Finding("log_errors",
-                            f"{current:.0f} error lines in {settings.window}, baseline {baseline:.0f} "
-                            f"({settings.baseline_offset} earlier)",
-                            confidence(current, baseline, settings), evidence, changed_at)]
+        looked.findings.append(Finding(
+            "log_errors", f"{service}: {current:.0f} error lines in {span}, baseline {baseline:.0f} "
+                          f"({settings.baseline_offset} earlier)",
+            confidence(current, baseline, settings), evidence, changed_at, key=service, service=service))
         calls.note(queries["lines"])
         try:
-            lines = await calls.call("loki lines", partial(client.lines, queries["lines"], start, now,
+            lines = await calls.call("loki lines", partial(client.lines, queries["lines"], start, end,
                                                            settings.pattern_limit))
         except QueryRejected as exc:
-            return SourceReport("failed", findings, [f"lines: {exc}"])
+            raise QueryRejected(f"lines: {exc}") from None
         patterns = top_patterns([line for _, line in lines], settings.top_patterns)
         if patterns:
             top = patterns[0]
-            findings.append(Finding(
-                "error_patterns", f'most frequent error ({top.count} of {len(lines)} lines): "{top.template[:160]}"',
-                0.45, {"query": queries["lines"], "window": settings.window, "lines": len(lines),
-                       "limit": settings.pattern_limit,
+            looked.findings.append(Finding(
+                "error_patterns", f'{service}: most frequent error ({top.count} of {len(lines)} lines): '
+                                  f'"{top.template[:160]}"',
+                0.45, {"query": queries["lines"], "service": service, "window": window.interval(),
+                       "lines": len(lines), "limit": settings.pattern_limit,
                        "patterns": [vars(p) for p in patterns],
-                       "link": loki_query_link(client.base_url, queries["lines"], start, now)}))
-        return settle([], [], findings, answered=1)
+                       "link": loki_query_link(client.base_url, queries["lines"], start, end)},
+                key=service, service=service, signal="log_errors"))

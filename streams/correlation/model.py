@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
+    from streams.correlation.anomaly import Anomaly
     from streams.correlation.resilience import Calls, CircuitBreaker
+    from streams.correlation.window import Window
 
 SourceOutcome = Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
 RunOutcome = Literal["succeeded", "partial", "failed"]
@@ -25,14 +27,37 @@ class IncidentFacts:
     id: UUID
     service: str
     opened_at: datetime
+    alert_started_at: datetime | None = None  # starts_at of the first alert attached, if any
+    symptom_signal: str | None = None  # the signal the first alert names (correlation.symptom_signal_label)
+
+    @property
+    def anchor(self) -> datetime:
+        """The moment a run analyses around: the first alert's start, else the opening."""
+        return self.alert_started_at or self.opened_at
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where and when a run looks: the analysis window, and the services it examines
+    (the incident's own first, then its dependencies through the service graph)."""
+
+    window: Window
+    services: tuple[str, ...]
+
+    @property
+    def symptom(self) -> str:
+        return self.services[0]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing a source noticed, with the evidence to check it by hand.
+    """One thing a source noticed about one signal of one service, with the evidence to
+    check it by hand.
 
-    `key` tells apart findings of the same kind within one source (e.g. one per pod);
-    together with source and kind it makes the finding id deterministic within a run.
+    `key` tells apart findings of the same kind within one source (one per service, pod,
+    deployment...); with source and kind it makes the finding id deterministic within a
+    run. `signal` defaults to the kind. `anomaly` carries the numbers ranking compares
+    when the finding came from a series.
     """
 
     kind: str
@@ -41,6 +66,9 @@ class Finding:
     evidence: dict[str, Any]
     changed_at: datetime | None = None
     key: str = ""
+    service: str = ""
+    signal: str = ""
+    anomaly: Anomaly | None = None
 
 
 @dataclass(frozen=True)
@@ -73,8 +101,9 @@ class Source(Protocol):
     def unavailable_reason(self) -> str | None:
         """Why this source cannot be asked at all (not configured), or None."""
 
-    async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
-        """Query the source about `incident`, every call through `calls`."""
+    async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
+        """Query the source about `incident` for every service of `scope`, within its
+        window, every call through `calls`."""
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -5,7 +5,6 @@ returned nothing, and which label values Prometheus actually has."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -41,7 +40,8 @@ async def probe_sources(settings: Settings, service: str, clock: Clock = SYSTEM_
     The Prometheus entry adds the values its service label really has, so a wrong
     label name or service name shows at a glance."""
     sources = build_sources(settings, clock)
-    incident = IncidentFacts(uuid.uuid5(PROBE_RUN, service), service, clock.now() - timedelta(minutes=1))
+    # Opened now: the run's window ends now, so the queries are asked about the present.
+    incident = IncidentFacts(uuid.uuid5(PROBE_RUN, service), service, clock.now())
     report: dict[str, dict[str, Any]] = {}
     try:
         async for command in correlate(settings, incident, PROBE_RUN, sources, clock):

@@ -1,37 +1,31 @@
-"""Prometheus over its HTTP API: error rate, latency, traffic, saturation, restarts.
+"""Prometheus over its HTTP API: each configured signal (latency, errors, traffic,
+saturation, restarts, deploys...) of each service a run examines.
 
-Every PromQL expression is a template from settings (`correlation.prometheus.queries`),
-so metric names, label names and windows belong to whoever runs Warroom. Building the
-queries and reading the answers are pure functions; `PrometheusSource` does the calls.
+Every PromQL expression is a template from settings (`correlation.prometheus.signals`),
+so metric names, label names and windows belong to whoever runs Warroom. Reading the
+answers here and judging them (`streams.correlation.signals`) are pure;
+`PrometheusSource` does the calls.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from streams.correlation.model import Finding, IncidentFacts, SourceReport, settle
+from streams.correlation.model import Finding, IncidentFacts, Scope, SourceReport, settle
 from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
-from streams.correlation.templates import (
-    TemplateError,
-    delta,
-    escape_label_value,
-    prometheus_graph_link,
-    render,
-    seconds,
-)
+from streams.correlation.signals import judge, query_range_of, signal_queries, split
+from streams.correlation.templates import prometheus_graph_link, seconds
 from warroom.settings import PrometheusSource as PrometheusSettings
 
-MAX_POINTS = 11_000  # Prometheus refuses ranges of more points than this
-BASE_CONFIDENCE = {"deploys": 0.8, "restarts": 0.75, "error_rate": 0.6, "latency_p95": 0.55,
-                   "saturation": 0.5}
-"""How strongly each kind of threshold breach suggests a cause, before its size is counted."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,18 +36,6 @@ class Series:
     @property
     def last(self) -> float:
         return self.samples[-1][1]
-
-
-# --- queries (pure) --------------------------------------------------------------
-
-
-def build_queries(settings: PrometheusSettings, service: str) -> dict[str, str]:
-    """Each configured template rendered for `service`: {kind: PromQL}.
-
-    Raises TemplateError naming the first template that cannot be rendered."""
-    values = {"label": settings.service_label, "service": escape_label_value(service),
-              "window": settings.window}
-    return {kind: render(template, **values) for kind, template in settings.queries.items()}
 
 
 # --- answers (pure) --------------------------------------------------------------
@@ -89,57 +71,6 @@ def peak(series: list[Series]) -> float | None:
     """The largest finite latest value among `series` (None if none is a number)."""
     values = [s.last for s in series if math.isfinite(s.last)]
     return max(values) if values else None
-
-
-def breach_start(series: list[Series], threshold: float, range_start: datetime | None = None,
-                 step_s: float | None = None) -> datetime | None:
-    """When the latest stretch above `threshold` began: the last sample that rose above
-    it, earliest across series.
-
-    The latest stretch, not the first blip, is what the incident is about. Given the
-    range's start and step, a stretch without samples (the series did not exist yet,
-    e.g. no 5xx had ever been counted) counts as below. A series above from the start
-    of the range has no such moment: it did not change within the range, which is
-    weaker evidence of a cause than a fresh change."""
-    gap = timedelta(seconds=1.5 * step_s) if step_s else None
-    starts = []
-    for one in series:
-        start = None
-        # (time, value) of the sample before; a range start stands for "above" so that a
-        # series beginning right at it does not count as rising.
-        previous: tuple[datetime, float] | None = (range_start, math.inf) if range_start else None
-        for moment, value in one.samples:
-            if not math.isfinite(value):
-                continue
-            if previous is not None and value > threshold:
-                missing = gap is not None and moment - previous[0] > gap
-                if previous[1] <= threshold or missing:
-                    start = moment
-            previous = (moment, value)
-        if start is not None:
-            starts.append(start)
-    return min(starts) if starts else None
-
-
-def confidence(kind: str, value: float, threshold: float) -> float:
-    """Base confidence of `kind`, raised toward 0.95 the further `value` exceeds
-    `threshold` (fully at twice the threshold; for a zero threshold, at 3)."""
-    base = BASE_CONFIDENCE.get(kind, 0.5)
-    excess = (value - threshold) / threshold if threshold > 0 else value / 3
-    return round(base + (0.95 - base) * min(max(excess, 0.0), 1.0), 3)
-
-
-def describe(kind: str, value: float, threshold: float, window: str) -> str:
-    """A one-line summary of a breach, in the unit the kind is measured in."""
-    if kind == "error_rate":
-        return f"error rate {value:.2%} over {window} (threshold {threshold:.2%})"
-    if kind == "latency_p95":
-        return f"p95 latency {value:.3g} s over {window} (threshold {threshold:g} s)"
-    if kind == "saturation":
-        return f"saturation {value:.0%} over {window} (threshold {threshold:.0%})"
-    if kind in ("restarts", "deploys"):
-        return f"{value:g} process restart(s) or deploy(s) in the last {window}"
-    return f"{kind} is {value:.4g} over {window} (threshold {threshold:g})"
 
 
 # --- calls -----------------------------------------------------------------------
@@ -189,8 +120,25 @@ def _error_text(response: httpx.Response) -> str:
 # --- the source ------------------------------------------------------------------
 
 
+async def all_or_first_error(work: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of `work`, run concurrently, in order; the first error raised, once
+    every other piece is cancelled (an unreachable source is not asked further)."""
+    tasks = [asyncio.ensure_future(piece) for piece in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION) if tasks else (set(), set())
+        for task in tasks:
+            if task in done and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class PrometheusSource:
-    """Asks Prometheus each configured query about the incident's service."""
+    """Reads every configured signal of every service in the run's scope, over the
+    baseline and the analysis window, and reports the anomalous ones (`signals.judge`)."""
 
     name = "prometheus"
 
@@ -210,64 +158,46 @@ class PrometheusSource:
         if self._http is not None:
             await self._http.aclose()
 
-    async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
+    async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
         assert self.client is not None
-        client, settings, now = self.client, self.settings, calls.clock.now()
+        client, settings, window = self.client, self.settings, scope.window
+        start, step = query_range_of(window, seconds(settings.step))
+        plan = [(service, name, settings.signals[name], query)
+                for service in scope.services for name, query in signal_queries(settings, service).items()]
+        slots = asyncio.Semaphore(settings.concurrency)
+
+        async def ask(query: str) -> list[Series] | QueryRejected:
+            async with slots:
+                calls.note(query)
+                try:
+                    return await calls.call("prometheus query_range",
+                                            partial(client.query_range, query, start, window.end, step))
+                except QueryRejected as exc:
+                    return exc
+
+        answers = await all_or_first_error([ask(query) for *_, query in plan])
         failed: list[str] = []
         no_data: list[str] = []
         findings: list[Finding] = []
         answered = 0
-        values = {"label": settings.service_label, "service": escape_label_value(incident.service),
-                  "window": settings.window}
-        for kind, template in settings.queries.items():
-            try:
-                expr = render(template, **values)
-            except TemplateError as exc:
-                failed.append(f"{kind}: {exc}")
-                continue
-            calls.note(expr)
-            try:
-                series = await calls.call(f"prometheus {kind}", partial(client.query, expr, now))
-            except QueryRejected as exc:
-                failed.append(f"{kind}: {exc}")
-                continue
-            if not series:
-                no_data.append(f"{kind}: no series for {expr}")
-                continue
-            answered += 1
-            finding = await self._judge(client, kind, expr, series, incident, calls, now)
-            if finding is not None:
-                findings.append(finding)
+        # Each service's request count over the window weighs its anomalies (ranking).
+        volumes = {service: split(answer[0].samples, window)[1]
+                   for (service, name, _, _), answer in zip(plan, answers, strict=True)
+                   if name == settings.volume and isinstance(answer, list) and answer}
+        for (service, name, signal, query), answer in zip(plan, answers, strict=True):
+            if isinstance(answer, QueryRejected):
+                failed.append(f"{name} of {service}: {answer}")
+            elif not answer:
+                # The incident's own service must have every signal: a wrong metric or
+                # label name shows here. A dependency without a series is simply not measured.
+                if service == scope.symptom:
+                    no_data.append(f"{name}: no series for {query}")
+            else:
+                answered += 1
+                finding = judge(service, name, signal, query, answer, window, step,
+                                prometheus_graph_link(client.base_url, query,
+                                                      (window.end - start).total_seconds(), window.end),
+                                volumes.get(service, ()))
+                if finding is not None:
+                    findings.append(finding)
         return settle(no_data, failed, findings, answered)
-
-    async def _judge(self, client: PrometheusClient, kind: str, expr: str, series: list[Series],
-                     incident: IncidentFacts, calls: Calls, now: datetime) -> Finding | None:
-        threshold = self.settings.thresholds.get(kind)
-        value = peak(series)
-        if threshold is None or value is None or not value > threshold:
-            return None
-        start = min(incident.opened_at, now) - delta(self.settings.lookback)
-        step = max(seconds(self.settings.step), (now - start).total_seconds() / MAX_POINTS)
-        evidence: dict[str, Any] = {
-            "query": expr, "window": self.settings.window, "value": value, "threshold": threshold,
-            "at": now.isoformat(),
-            "series": [{"labels": s.labels, "value": s.last if math.isfinite(s.last) else None}
-                       for s in series[:10]],
-            "link": prometheus_graph_link(client.base_url, expr,
-                                          (now - start).total_seconds(), now),
-        }
-        changed_at = None
-        try:
-            history = await calls.call(f"prometheus {kind} history",
-                                       partial(client.query_range, expr, start, now, step))
-        except QueryRejected as exc:
-            evidence["history_error"] = str(exc)
-        else:
-            changed_at = breach_start(history, threshold, start, step)
-            evidence["history"] = {"start": start.isoformat(), "end": now.isoformat(), "step_s": step}
-            if changed_at is None:
-                evidence["history"]["note"] = "above the threshold since the start of the range"
-        return Finding(kind=kind, summary=describe(kind, value, threshold, self.settings.window),
-                       confidence=confidence(kind, value, threshold), evidence=evidence,
-                       changed_at=changed_at)
-

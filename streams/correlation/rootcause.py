@@ -27,10 +27,11 @@ caller's requests add their own work and spread over other callees too. So:
 3. **Root.** A suspect that an anomalous callee explains is an effect, not a cause.
 
 Order, in groups: (0) suspects that reach the symptom and that nothing explains;
-(1) the symptom itself when nothing explains it; (2) the other anomalous services
-within reach (independent trouble, or effects); (3) the symptom when a callee explains
-it (it is known to be affected, so it says least about the cause); (4) services beyond
-`max_depth`. Within a group: the upstream anomaly accounted for (Σ over the services
+(1) the symptom itself when nothing explains it and a finding is about it; (2) the other
+anomalous services within reach (independent trouble, or effects); (3) the symptom when a
+callee explains it, or when nothing but the alert is about it (it is known to be
+affected, so it says least about the cause); (4) services beyond `max_depth`. With no
+finding at all there is no hypothesis. Within a group: the upstream anomaly accounted for (Σ over the services
 reached of the share of each one's excess the suspect matches) first, then the earlier
 change, then the stronger score, then the name.
 """
@@ -178,6 +179,8 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     then counts as anomalous in it whatever the window shows); when the alert does not
     say, it is the symptom's signal that departs most from its baseline. `explains` is
     the share of a caller's excess a callee must match to explain it."""
+    if not evidence:
+        return []  # nothing was found: no hypothesis, rather than the bare symptom
     paths = paths_to(graph, symptom, max_depth)
     if symptom_signal is None:
         symptom_signal = _likeliest_signal(evidence, symptom)
@@ -206,10 +209,13 @@ def rank_causes(evidence: Sequence[Evidence], graph: Graph, symptom: str,
     symptom_keys = by_service[symptom]
     symptom_explained = any(key in explained for key in symptom_keys)
 
+    # The symptom with nothing found on it but the alert says least about the cause.
+    symptom_seen = any(item.service == symptom for item in evidence)
+
     def order(key: Key) -> tuple:
         node, (shares, _) = nodes[key], reach[key]
         if key[0] == symptom:
-            group = 3 if symptom_explained else 1
+            group = 3 if symptom_explained or not symptom_seen else 1
         elif key not in explained and any(s in shares for s in symptom_keys):
             group = 0
         else:

@@ -1,5 +1,11 @@
 """One correlation run over the configured sources, as the commands it produces.
 
+A run looks at the incident's own time (`window.analysis_window`) and at the incident's
+service and its dependencies: the symptom first, then its callees through the service
+graph, breadth first within `topology.max_depth` hops and `topology.max_candidates`
+services (`warroom.topology.candidates`). Every source examines that same scope. The
+findings, each naming its service and signal, are ranked by `rootcause.rank_causes`.
+
 `correlate` yields, in order: `StartCorrelationSource` for every configured source;
 then for each source, as it finishes, exactly one `CompleteCorrelationSource` followed by
 a `RecordFinding` per finding; at the run deadline the sources still running complete
@@ -36,11 +42,14 @@ from contracts.commands import (
 from contracts.common import SYSTEM, Actor, ActorKind
 from streams.correlation.kubernetes import KubernetesSource
 from streams.correlation.loki import LokiSource
-from streams.correlation.model import IncidentFacts, RunOutcome, Source, SourceOutcome, SourceReport
+from streams.correlation.model import Finding, IncidentFacts, RunOutcome, Scope, Source, SourceOutcome, SourceReport
 from streams.correlation.prometheus import PrometheusSource
-from streams.correlation.ranking import rank
 from streams.correlation.resilience import SYSTEM_CLOCK, Calls, CircuitBreaker, Clock, Policy, SourceError
+from streams.correlation.rootcause import Evidence, rank_causes
+from streams.correlation.topology import Topology, TopologyView, configured_edges
+from streams.correlation.window import analysis_window
 from warroom.settings import Settings
+from warroom.topology import ServiceGraph, candidates
 
 log = logging.getLogger(__name__)
 
@@ -105,22 +114,39 @@ class _Running:
     started: float
 
 
+async def scope_of(settings: Settings, incident: IncidentFacts, topology: Topology | None,
+                   clock: Clock = SYSTEM_CLOCK) -> tuple[Scope, TopologyView]:
+    """The window and the services a run at `clock.now()` examines, and the graph it walked."""
+    window = analysis_window(incident, settings.correlation, clock.now())
+    view = await topology.view(window.end) if topology is not None else TopologyView(
+        ServiceGraph.of(configured_edges(settings)))
+    for report in view.discovery:
+        if report.error is not None:
+            log.warning("incident %s: topology discovery %s failed: %s", incident.id, report.name, report.error)
+    chosen = candidates(view.graph.callees(), incident.service, settings.topology.max_depth,
+                        settings.topology.max_candidates)
+    return Scope(window, tuple(service for service, _ in chosen)), view
+
+
 async def correlate(settings: Settings, incident: IncidentFacts, run_id: UUID,
-                    sources: Mapping[str, Source], clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[CommandBase]:
+                    sources: Mapping[str, Source], clock: Clock = SYSTEM_CLOCK,
+                    topology: Topology | None = None) -> AsyncIterator[CommandBase]:
     """The commands of one run, in the order they should be sent (module docstring).
 
     Sources run concurrently; the deadline (`correlation.run_deadline_s`) starts at the
-    first iteration and holds even while the caller is busy sending."""
+    first iteration and holds even while the caller is busy sending. Without `topology`
+    the graph is the configured edges alone (no discovery)."""
     corr = settings.correlation
     loop = asyncio.get_running_loop()
     deadline = loop.time() + corr.run_deadline_s
     names: Sequence[str] = list(corr.sources)
     make = _Commands(incident, run_id, clock)
     outcomes: dict[str, SourceOutcome] = {}
-    recorded: list[RecordFinding] = []
+    recorded: list[Evidence] = []
 
     for name in names:
         yield make.start_source(name)
+    scope, view = await scope_of(settings, incident, topology, clock)
     running: dict[asyncio.Task[SourceReport], tuple[str, _Running]] = {}
     try:
         for name in names:
@@ -132,7 +158,7 @@ async def correlate(settings: Settings, incident: IncidentFacts, run_id: UUID,
                 continue
             assert source is not None
             state = _Running(source, Calls(Policy.from_settings(corr), source.breaker, clock), clock.monotonic())
-            task = asyncio.create_task(source.investigate(incident, state.calls), name=f"correlate-{name}")
+            task = asyncio.create_task(source.investigate(incident, scope, state.calls), name=f"correlate-{name}")
             running[task] = (name, state)
 
         while running:
@@ -148,7 +174,7 @@ async def correlate(settings: Settings, incident: IncidentFacts, run_id: UUID,
                 yield make.complete(name, outcome, state.calls, elapsed, error)
                 for finding in report.findings if report else []:
                     command = make.finding(name, finding)
-                    recorded.append(command)
+                    recorded.append(_evidence(command, finding))
                     yield command
 
         for task, (name, state) in sorted(running.items(), key=lambda item: names.index(item[1][0])):
@@ -168,7 +194,21 @@ async def correlate(settings: Settings, incident: IncidentFacts, run_id: UUID,
     yield CompleteCorrelation(
         command_id=uuid.uuid5(run_id, "CompleteCorrelation"), incident_id=incident.id, actor=SYSTEM,
         issued_at=clock.now(), correlation_id=run_id, run_id=run_id,
-        outcome=run_outcome(outcomes), hypotheses=rank(recorded, incident.opened_at))
+        outcome=run_outcome(outcomes),
+        hypotheses=rank_causes(recorded, view.graph.callees(), incident.service, settings.topology.max_depth,
+                               symptom_signal=_alerted_signal(settings, incident)))
+
+
+def _alerted_signal(settings: Settings, incident: IncidentFacts) -> str | None:
+    """The symptom's signal as the alert names it, when it is one the source reads."""
+    named = incident.symptom_signal
+    return named if named in settings.correlation.prometheus.signals else None
+
+
+def _evidence(command: RecordFinding, finding: Finding) -> Evidence:
+    return Evidence(finding_id=command.finding_id, source=command.source, service=command.service,
+                    signal=command.signal, confidence=command.confidence, summary=command.summary,
+                    changed_at=command.changed_at, anomaly=finding.anomaly)
 
 
 def _settled(name: str, task: asyncio.Task[SourceReport]) -> tuple[SourceOutcome, str | None, SourceReport | None]:
@@ -209,10 +249,12 @@ class _Commands:
             attempts=calls.attempts if calls else 0, duration_ms=duration_ms,
             error=error[:4000] if error else None, queries=list(calls.queries) if calls else [])
 
-    def finding(self, source: str, finding: Any) -> RecordFinding:
+    def finding(self, source: str, finding: Finding) -> RecordFinding:
+        """A finding that names no service is about the incident's own."""
         fid = finding_id(self.run_id, source, finding.kind, finding.key)
         return RecordFinding(
             **(self._base("RecordFinding", source) | {"command_id": uuid.uuid5(fid, "RecordFinding")}),
             finding_id=fid, kind=finding.kind, summary=finding.summary[:2000],
             confidence=min(max(finding.confidence, 0.0), 1.0), changed_at=finding.changed_at,
-            evidence=finding.evidence)
+            evidence=finding.evidence, service=finding.service or self.incident.service,
+            signal=finding.signal or finding.kind)

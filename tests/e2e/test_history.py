@@ -248,9 +248,13 @@ def observed(kafka, postgres, prometheus, exporter, tmp_path_factory) -> Iterato
         "WARROOM_CORRELATION__ON_OPEN": "true",
         "WARROOM_CORRELATION__SOURCES": json.dumps(["prometheus"]),
         "WARROOM_CORRELATION__PROMETHEUS": json.dumps({
-            "url": prometheus.url, "window": "1m", "lookback": "5m", "step": "5s",
-            "queries": {"error_rate": ERROR_RATE, "request_rate": REQUEST_RATE},
-            "thresholds": {"error_rate": 0.05}}),
+            "url": prometheus.url, "window": "5s", "step": "1s",
+            "signals": {"errors": {"query": ERROR_RATE}, "traffic": {"query": REQUEST_RATE, "worse": "down"}}}),
+        # Seconds, not minutes: the half minute of normal traffic before the alert is the baseline.
+        "WARROOM_CORRELATION__WINDOW": "15s",
+        "WARROOM_CORRELATION__SETTLE": "10s",
+        "WARROOM_CORRELATION__BASELINE": "30s",
+        "WARROOM_TOPOLOGY__DISCOVERY": "[]",
         "WARROOM_IMPACT__SLOS": json.dumps([{
             "name": f"{service}-availability", "service": service, "good_query": GOOD, "total_query": REQUEST_RATE,
             "objective": 0.999, "window": "30d", "burn_window": "1m", "cost_per_minute": 40}]),
@@ -260,8 +264,7 @@ def observed(kafka, postgres, prometheus, exporter, tmp_path_factory) -> Iterato
     running.stop()
 
 
-async def _error_ratio(prometheus, service: str) -> float:
-    expr = ERROR_RATE.format(label="service", service=service, window="1m")
+async def _value(prometheus, expr: str) -> float:
     async with httpx.AsyncClient() as http:
         result = (await http.get(f"{prometheus.url}/api/v1/query", params={"query": expr})).json()["data"]["result"]
     return float(result[0]["value"][1]) if result else 0.0
@@ -270,7 +273,9 @@ async def _error_ratio(prometheus, service: str) -> float:
 async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, exporter, tmp_path) -> None:
     stack, service = observed
     requests = exporter.counter(METRIC, "requests by service and status", ("service", "status"))
-    errors = {"per_tick": 6}
+    errors = {"per_tick": 0}
+    rate = REQUEST_RATE.format(label="service", service=service, window="5s")
+    ratio = ERROR_RATE.format(label="service", service=service, window="5s")
 
     async def traffic() -> None:
         while True:
@@ -280,8 +285,12 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
 
     flowing = asyncio.create_task(traffic())
     try:
-        await wait_for_async(lambda: _above(prometheus, service, 0.05), timeout=60, interval=0.5,
-                             message="Prometheus sees the error ratio above 5%")
+        # Normal traffic longer than baseline and window together, then the errors, for a few seconds.
+        await wait_for_async(lambda: _above(prometheus, f"count_over_time(({rate})[60s:1s])", 50), timeout=120,
+                             interval=0.5, message="fifty seconds of normal traffic")
+        errors["per_tick"] = 6
+        await wait_for_async(lambda: _above(prometheus, f"count_over_time(({ratio} > 0.05)[10s:1s])", 3),
+                             timeout=60, interval=0.5, message="Prometheus sees the error ratio above 5%")
         async with stack.client("ingest", sub="alertmanager") as pager, \
                 stack.client("responder", sub="alice") as alice, stack.client("responder", sub="bob") as bob:
             alert = {"fingerprint": f"{service}-errors", "status": "firing", "starts_at": datetime.now(UTC).isoformat(),
@@ -370,8 +379,8 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
             (path.parent / name.replace("postmortem-", f"{path.stem}-")).write_bytes((tmp_path / name).read_bytes())
 
 
-async def _above(prometheus, service: str, threshold: float) -> bool:
-    return await _error_ratio(prometheus, service) > threshold
+async def _above(prometheus, expr: str, threshold: float) -> bool:
+    return await _value(prometheus, expr) > threshold
 
 
 async def _incident_of(client: httpx.AsyncClient, service: str) -> str | None:

@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,9 +51,8 @@ def worker(settings: Settings, prometheus_url: str, service: str) -> Iterator[Pa
     """`python -m streams.worker` with Prometheus as the one configured source and an SLO
     for `service`; Loki and Kubernetes left unconfigured."""
     correlation = {
-        "URL": prometheus_url, "WINDOW": "1m", "LOOKBACK": "3m", "STEP": "1s",
-        "QUERIES": json.dumps({"error_rate": ERROR_RATE, "request_rate": REQUEST_RATE}),
-        "THRESHOLDS": json.dumps({"error_rate": 0.05}),
+        "URL": prometheus_url, "WINDOW": "5s", "STEP": "1s",
+        "SIGNALS": json.dumps({"errors": {"query": ERROR_RATE}, "traffic": {"query": REQUEST_RATE, "worse": "down"}}),
     }
     slo = {"name": "availability", "service": service, "good_query": GOOD, "total_query": REQUEST_RATE,
            "objective": 0.99, "window": "1h", "burn_window": "1m"}
@@ -66,6 +66,12 @@ def worker(settings: Settings, prometheus_url: str, service: str) -> Iterator[Pa
         "WARROOM_CORRELATION__TIMEOUT_S": "3",
         "WARROOM_CORRELATION__BACKOFF_BASE_S": "0.01",
         "WARROOM_CORRELATION__BACKOFF_MAX_S": "0.05",
+        # Seconds, not minutes: the baseline is the half minute of normal traffic before
+        # the window, the window the quarter minute up to the incident's opening.
+        "WARROOM_CORRELATION__WINDOW": "15s",
+        "WARROOM_CORRELATION__SETTLE": "0s",
+        "WARROOM_CORRELATION__BASELINE": "30s",
+        "WARROOM_TOPOLOGY__DISCOVERY": "[]",
         "WARROOM_IMPACT__SLOS": json.dumps([slo]),
         **{f"WARROOM_CORRELATION__PROMETHEUS__{k}": v for k, v in correlation.items()},
     }
@@ -148,31 +154,45 @@ async def open_incident(settings: Settings, service: str) -> uuid.UUID:
     return incident
 
 
+@dataclass
+class Traffic:
+    errors_per_tick: int = 0
+
+
 @contextlib.asynccontextmanager
-async def traffic(exporter, service: str, errors_per_tick: int) -> AsyncIterator[None]:
+async def traffic(exporter, service: str, errors_per_tick: int = 0) -> AsyncIterator[Traffic]:
     counter = exporter.counter(METRIC, "requests by service and status", ("service", "status"))
+    flowing = Traffic(errors_per_tick)
 
     async def tick() -> None:
         while True:
             counter.labels(service=service, status="200").inc(10)
-            counter.labels(service=service, status="500").inc(errors_per_tick)
+            counter.labels(service=service, status="500").inc(flowing.errors_per_tick)
             await asyncio.sleep(0.1)
 
     task = asyncio.create_task(tick())
     try:
-        yield
+        yield flowing
     finally:
         task.cancel()
 
 
-async def _error_rate_above(prometheus, service: str, threshold: float) -> None:
-    expr = ERROR_RATE.format(label="service", service=service, window="1m")
-
+async def _above(prometheus, expr: str, threshold: float, what: str) -> None:
     async def check() -> bool:
         async with httpx.AsyncClient() as http:
             result = (await http.get(f"{prometheus.url}/api/v1/query", params={"query": expr})).json()["data"]["result"]
         return bool(result) and float(result[0]["value"][1]) > threshold
-    await wait_for_async(check, timeout=60, interval=0.25, message="the error spike scraped")
+    await wait_for_async(check, timeout=90, interval=0.25, message=what)
+
+
+async def _error_spike_after_normal_traffic(prometheus, flowing: Traffic, service: str) -> None:
+    """Normal traffic for longer than the window and baseline together, then errors."""
+    rate = REQUEST_RATE.format(label="service", service=service, window="5s")
+    await _above(prometheus, f"count_over_time(({rate})[60s:1s])", 50, "fifty seconds of normal traffic")
+    flowing.errors_per_tick = 4
+    spike = ERROR_RATE.format(label="service", service=service, window="5s")
+    # A run asks whole seconds: let the spike last a few of them before the incident opens.
+    await _above(prometheus, f"count_over_time(({spike} > 0.05)[10s:1s])", 3, "a few seconds of the error spike")
 
 
 def _by_source(log: list[EventEnvelope], kind: str) -> dict[str, list[EventEnvelope]]:
@@ -185,8 +205,8 @@ def _by_source(log: list[EventEnvelope], kind: str) -> dict[str, list[EventEnvel
 
 async def test_an_opened_incident_is_correlated_with_its_error_spike(kafka, prometheus, exporter, tmp_path) -> None:
     settings, service = _settings(kafka, tmp_path), _service()
-    async with traffic(exporter, service, errors_per_tick=4), collected(settings) as events:
-        await _error_rate_above(prometheus, service, 0.05)
+    async with traffic(exporter, service) as flowing, collected(settings) as events:
+        await _error_spike_after_normal_traffic(prometheus, flowing, service)
         with worker(settings, prometheus.url, service) as log_path:
             incident = await open_incident(settings, service)
             log = await events.until_completed(incident, log_path)
@@ -210,19 +230,21 @@ async def test_an_opened_incident_is_correlated_with_its_error_spike(kafka, prom
         assert types.index("CorrelationSourceStarted") <= log.index(ended[source][0])
     outcome = {name: done[0].data for name, done in ended.items()}
     assert outcome["prometheus"].outcome == "succeeded"
-    assert ERROR_RATE.format(label="service", service=service, window="1m") in outcome["prometheus"].queries
+    assert ERROR_RATE.format(label="service", service=service, window="5s") in outcome["prometheus"].queries
     assert outcome["loki"].outcome == outcome["kubernetes"].outcome == "unavailable"
     assert "not configured" in outcome["loki"].error and "not configured" in outcome["kubernetes"].error
 
     findings = [e.data for e in log if e.type == "FindingRecorded"]
-    errors = [f for f in findings if f.kind == "error_rate"]
-    assert errors and errors[0].source == "prometheus" and 0.05 < errors[0].evidence["value"] < 1
-    assert errors[0].evidence["query"] == ERROR_RATE.format(label="service", service=service, window="1m")
+    errors = [f for f in findings if f.signal == "errors"]
+    assert errors and errors[0].source == "prometheus" and errors[0].service == service
+    assert 0.05 < errors[0].evidence["anomaly"]["peak"] < 1 and errors[0].evidence["anomaly"]["typical"] == 0
+    assert errors[0].evidence["query"] == ERROR_RATE.format(label="service", service=service, window="5s")
     completed = log[-1] if log[-1].type == "CorrelationCompleted" else next(e for e in log if e.type == "CorrelationCompleted")
     assert log.index(completed) > max(log.index(e) for e in log if e.type in ("FindingRecorded", "CorrelationSourceCompleted"))
     assert completed.data.outcome == "succeeded"
-    confidences = [h["confidence"] for h in completed.data.hypotheses]
-    assert confidences and confidences == sorted(confidences, reverse=True)
+    [top, *_] = completed.data.hypotheses
+    assert (top.rank, top.service, top.signal, top.path) == (1, service, "errors", [service])
+    assert errors[0].finding_id in top.evidence
     assert impact.data.slo == "availability" and impact.data.burn_rate > 1
 
 

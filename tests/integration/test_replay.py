@@ -29,6 +29,7 @@ from contracts.commands import (
 )
 from contracts.common import Actor, Severity, Status
 from contracts.events import EventEnvelope
+from contracts.hypotheses import Hypothesis
 from harness.waiting import wait_for_async
 from projections.log_reader import partition_for, read_incident
 from projections.replay import ReplayError, drop_old_schemas, replay
@@ -136,9 +137,10 @@ class Scenario:
                                          outcome="succeeded", attempts=1, duration_ms=420,
                                          queries=['sum(rate(http_requests_total{status=~"5.."}[5m]))']))
         events += self._do(self._command(RecordFinding, incident, run_id=run, finding_id=self._uuid(),
-                                         source="prometheus", kind="error_rate", summary="errors up",
+                                         source="prometheus", kind="errors", summary="errors up",
                                          confidence=round(self.rng.random(), 3), changed_at=self.clock,
-                                         evidence={"query": "q", "window": "5m", "values": [0.1, 0.3]}))
+                                         evidence={"query": "q", "window": "5m", "values": [0.1, 0.3]},
+                                         service="payments", signal="errors"))
         if self.rng.random() < 0.7:
             events += self._do(self._command(CompleteCorrelationSource, incident, run_id=run, source="loki",
                                              outcome="timed_out", attempts=3, duration_ms=10_000, error="deadline"))
@@ -147,7 +149,9 @@ class Scenario:
             hypotheses = [{"rank": n, "service": service, "signal": "latency", "confidence": 0.9 - n / 10,
                            "path": [service, "checkout"], "evidence": []} for n, service in enumerate(named, 1)]
             events += self._do(self._command(CompleteCorrelation, incident, run_id=run, outcome="partial",
-                                             hypotheses=hypotheses or [{"summary": "bad deploy", "confidence": 0.7}]))
+                                             hypotheses=[Hypothesis(**h) for h in hypotheses] or [
+                                                 Hypothesis(rank=1, service="payments", signal="errors",
+                                                            confidence=0.7, path=["payments"], summary="bad deploy")]))
         return events
 
     def _do(self, command: CommandBase) -> list[EventEnvelope]:

@@ -10,6 +10,7 @@ import pytest
 from streams.correlation import loki, prometheus
 from streams.correlation.prometheus import Series
 from streams.correlation.resilience import QueryRejected
+from streams.correlation.signals import signal_queries
 from streams.correlation.templates import TemplateError, prometheus_graph_link, render, seconds
 from warroom.settings import LokiSource, PrometheusSource
 
@@ -17,22 +18,22 @@ T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
 def test_default_promql_for_a_service_label() -> None:
-    queries = prometheus.build_queries(PrometheusSource(), "checkout")
-    assert queries["error_rate"] == (
+    queries = signal_queries(PrometheusSource(), "checkout")
+    assert list(queries) == ["errors", "latency", "traffic", "saturation", "restarts"]
+    assert queries["errors"] == (
         '(sum(rate(http_requests_total{service="checkout",status=~"5.."}[5m])) or vector(0))'
         ' / sum(rate(http_requests_total{service="checkout"}[5m]))')
     assert queries["restarts"] == 'sum(changes(process_start_time_seconds{service="checkout"}[5m]))'
 
 
 def test_label_name_window_and_whole_templates_come_from_settings() -> None:
-    settings = PrometheusSource(service_label="app", window="2m",
-                                queries={"errors": 'sum(rate(my_errors_total{{{label}="{service}"}}[{window}]))'})
-    assert prometheus.build_queries(settings, "checkout") == {
-        "errors": 'sum(rate(my_errors_total{app="checkout"}[2m]))'}
+    settings = PrometheusSource(service_label="app", window="2m", signals={
+        "errors": {"query": 'sum(rate(my_errors_total{{{label}="{service}"}}[{window}]))'}})
+    assert signal_queries(settings, "checkout") == {"errors": 'sum(rate(my_errors_total{app="checkout"}[2m]))'}
 
 
 def test_service_names_cannot_break_out_of_the_label_value() -> None:
-    query = prometheus.build_queries(PrometheusSource(queries={"q": 'up{{{label}="{service}"}}'}), 'a"} or up{x="')
+    query = signal_queries(PrometheusSource(signals={"q": {"query": 'up{{{label}="{service}"}}'}}), 'a"} or up{x="')
     assert query["q"] == 'up{service="a\\"} or up{x=\\""}'
 
 
@@ -71,7 +72,7 @@ def test_graph_link_holds_the_exact_query() -> None:
 
 
 def test_loki_queries_from_settings() -> None:
-    queries = loki.build_queries(LokiSource(service_label="service", window="10m", step="30s"), "checkout")
+    queries = loki.build_queries(LokiSource(service_label="service", step="30s"), "checkout", "20m")
     error = '{service="checkout"} |~ "(?i)(error|exception|fatal)"'
     assert queries == {
         "volume": 'sum(count_over_time({service="checkout"}[30s]))',
@@ -107,34 +108,6 @@ def test_prometheus_error_answers_are_refusals_naming_the_query() -> None:
 
 def _series(*values: float | None, step: int = 15) -> Series:
     return Series({}, tuple((T0 + timedelta(seconds=step * i), v) for i, v in enumerate(values) if v is not None))
-
-
-def test_breach_start_is_the_start_of_the_latest_stretch_above() -> None:
-    series = _series(0.0, 0.2, 0.0, 0.0, 0.3, 0.4, 0.5)
-    assert prometheus.breach_start([series], 0.1, T0, 15) == T0 + timedelta(seconds=60)
-
-
-def test_breach_start_of_a_series_above_from_the_start_is_unknown() -> None:
-    assert prometheus.breach_start([_series(0.5, 0.6, 0.7)], 0.1, T0, 15) is None
-
-
-def test_breach_start_counts_missing_samples_as_below() -> None:
-    # The 5xx series did not exist before the spike: the ratio has no samples there.
-    assert prometheus.breach_start([_series(None, None, None, 0.4, 0.5)], 0.1, T0, 15) == T0 + timedelta(seconds=45)
-
-
-def test_breach_start_is_the_earliest_across_series() -> None:
-    a, b = _series(0, 0, 0, 1), _series(0, 1, 1, 1)
-    assert prometheus.breach_start([a, b], 0.5, T0, 15) == T0 + timedelta(seconds=15)
-
-
-def test_confidence_grows_with_the_breach_and_stays_below_one() -> None:
-    at_threshold = prometheus.confidence("error_rate", 0.05, 0.05)
-    double = prometheus.confidence("error_rate", 0.10, 0.05)
-    huge = prometheus.confidence("error_rate", 5.0, 0.05)
-    assert at_threshold == 0.6 and double == huge == 0.95
-    assert prometheus.confidence("restarts", 1, 0) > prometheus.BASE_CONFIDENCE["restarts"]
-    assert prometheus.confidence("custom", 2, 1) <= 0.95
 
 
 def test_peak_ignores_nan() -> None:

@@ -19,7 +19,7 @@ from contracts.commands import (
 )
 from harness.clocks import FakeClock
 from streams.correlation import IncidentFacts, correlate, run_outcome, start_command
-from streams.correlation.model import Finding, SourceReport
+from streams.correlation.model import Finding, Scope, SourceReport
 from streams.correlation.resilience import Calls, CircuitBreaker, SourceUnreachable
 from streams.correlation.run import build_sources, finding_id
 from warroom.settings import Settings
@@ -35,12 +35,14 @@ class FakeSource:
         self.reason = reason
         self.breaker = CircuitBreaker(name, 5, 30, clock or FakeClock())
         self.investigated = 0
+        self.scopes: list[Scope] = []
 
     def unavailable_reason(self) -> str | None:
         return self.reason
 
-    async def investigate(self, incident: IncidentFacts, calls: Calls) -> SourceReport:
+    async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
         self.investigated += 1
+        self.scopes.append(scope)
         return await self.work(calls)
 
     async def aclose(self) -> None:
@@ -115,14 +117,42 @@ async def test_a_full_run_yields_each_step_in_order() -> None:
     assert by_kind["error_rate"].finding_id == uuid.uuid5(RUN, "prometheus:error_rate")
     assert by_kind["error_rate"].evidence == {"query": "q", "value": 0.12}
 
+    assert {(f.service, f.signal) for f in findings} == {("checkout", "error_rate"), ("checkout", "rollout")}
+
     final = commands[-1]
     assert isinstance(final, CompleteCorrelation) and final.outcome == "succeeded"
-    assert [h["finding_ids"] for h in final.hypotheses] == [[str(by_kind["rollout"].finding_id)],
-                                                            [str(by_kind["error_rate"].finding_id)]]
+    [hypothesis] = final.hypotheses  # both findings are about the incident's own service
+    assert (hypothesis.rank, hypothesis.service, hypothesis.path) == (1, "checkout", ["checkout"])
+    assert set(hypothesis.evidence) == {by_kind["rollout"].finding_id, by_kind["error_rate"].finding_id}
     for command in commands:  # everything is a valid wire command of this run and incident
         assert COMMAND_ADAPTER.validate_json(command.model_dump_json(by_alias=True)) == command
         assert command.run_id == RUN and command.incident_id == _incident(clock).id
         assert command.issued_at in (began, began + timedelta(seconds=0.25))  # from the injected clock
+
+
+async def test_every_source_examines_the_services_below_the_symptom_in_the_incident_window() -> None:
+    clock = FakeClock()
+    settings = Settings(correlation={"sources": ["prometheus"], "window": "10m", "settle": "5m", "baseline": "1h"},
+                        topology={"edges": ["checkout -> payments", "payments -> db", "db -> disk",
+                                            "search -> index", "payments -> checkout"],
+                                  "max_depth": 2, "discovery": []})
+    slow_db = Finding("latency", "db: latency up", 0.8, {}, key="db", service="db", signal="latency")
+    source = FakeSource("prometheus", _answers(slow_db))
+    started = clock.now() - timedelta(hours=3)  # a late alert: it began three hours ago
+    incident = IncidentFacts(uuid.UUID("00000000-0000-4000-8000-000000000001"), "checkout", clock.now(), started)
+    commands = [c async for c in correlate(settings, incident, RUN, {"prometheus": source}, clock)]
+
+    [scope] = source.scopes
+    assert scope.services == ("checkout", "payments", "db")  # disk is 3 hops down; search is not below
+    assert scope.window.anchor == started
+    assert (scope.window.start, scope.window.end) == (started - timedelta(minutes=10), started + timedelta(minutes=5))
+    assert scope.window.baseline_start == started - timedelta(minutes=70)
+    [finding] = [c for c in commands if isinstance(c, RecordFinding)]
+    assert (finding.service, finding.signal, finding.finding_id) == ("db", "latency", finding_id(RUN, "prometheus", "latency", "db"))
+    hypothesis, *rest = commands[-1].hypotheses
+    assert (hypothesis.service, hypothesis.signal, hypothesis.path) == ("db", "latency", ["db", "payments", "checkout"])
+    assert hypothesis.evidence == [finding.finding_id]
+    assert [h.service for h in rest] == ["checkout"]  # the symptom, which db explains, follows
 
 
 async def test_command_ids_are_deterministic_so_redelivery_is_harmless() -> None:

@@ -28,6 +28,7 @@ from contracts.commands import (
     StartCorrelationSource,
 )
 from contracts.common import SYSTEM, Actor, Severity, Status
+from contracts.hypotheses import Hypothesis
 from contracts.events import (
     AlertAttached,
     AlertResolved,
@@ -54,6 +55,8 @@ RUN = UUID("00000000-0000-4000-8000-0000000000aa")
 OTHER_RUN = UUID("00000000-0000-4000-8000-0000000000bb")
 NOTE = UUID("00000000-0000-4000-8000-0000000000cc")
 FINDING = UUID("00000000-0000-4000-8000-0000000000dd")
+HYPOTHESIS = Hypothesis(rank=1, service="payments", signal="errors", confidence=0.8, path=["payments", "checkout"],
+                        evidence=[FINDING])
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor(kind="user", id="alice")
 _serial = iter(range(1, 10**9))
@@ -264,23 +267,25 @@ CASES = [
      cmd(CompleteCorrelationSource, run_id=RUN, source="loki", outcome="succeeded", attempts=1,
          duration_ms=31000), []),
     ("a finding", [OPENED, RUN_STARTED],
-     cmd(RecordFinding, run_id=RUN, finding_id=FINDING, source="prometheus", kind="error_rate",
-         summary="5xx at 12%", confidence=0.8, evidence={"query": "sum(rate(x[5m]))"}),
-     [FindingRecorded(run_id=RUN, finding_id=FINDING, source="prometheus", kind="error_rate",
+     cmd(RecordFinding, run_id=RUN, finding_id=FINDING, source="prometheus", kind="errors",
+         summary="5xx at 12%", confidence=0.8, evidence={"query": "sum(rate(x[5m]))"},
+         service="payments", signal="errors"),
+     [FindingRecorded(run_id=RUN, finding_id=FINDING, source="prometheus", kind="errors",
                       summary="5xx at 12%", confidence=0.8,
-                      evidence={"query": "sum(rate(x[5m]))"})]),
+                      evidence={"query": "sum(rate(x[5m]))"}, service="payments", signal="errors")]),
     ("a finding after resolution changes no status",
      [OPENED, RUN_STARTED, moved(Status.OPEN, Status.RESOLVED, "rolled back")],
      cmd(RecordFinding, run_id=RUN, finding_id=FINDING, source="loki", kind="pattern",
-         summary="timeouts", confidence=0.5),
+         summary="timeouts", confidence=0.5, service="checkout", signal="log_errors"),
      [FindingRecorded(run_id=RUN, finding_id=FINDING, source="loki", kind="pattern",
-                      summary="timeouts", confidence=0.5, after_resolution=True)]),
+                      summary="timeouts", confidence=0.5, after_resolution=True, service="checkout",
+                      signal="log_errors")]),
     ("a finding of an unknown run", [OPENED],
      cmd(RecordFinding, run_id=RUN, finding_id=FINDING, source="loki", kind="k", summary="s",
-         confidence=0.1), ("validation_error", "run_id")),
+         confidence=0.1, service="checkout", signal="k"), ("validation_error", "run_id")),
     ("the run completes", [OPENED, RUN_STARTED],
-     cmd(CompleteCorrelation, run_id=RUN, outcome="partial", hypotheses=[{"rank": 1}]),
-     [CorrelationCompleted(run_id=RUN, outcome="partial", hypotheses=[{"rank": 1}])]),
+     cmd(CompleteCorrelation, run_id=RUN, outcome="partial", hypotheses=[HYPOTHESIS]),
+     [CorrelationCompleted(run_id=RUN, outcome="partial", hypotheses=[HYPOTHESIS])]),
     ("the run completes only once",
      [OPENED, RUN_STARTED, CorrelationCompleted(run_id=RUN, outcome="failed")],
      cmd(CompleteCorrelation, run_id=RUN, outcome="succeeded"), []),
@@ -439,7 +444,8 @@ COMMANDS = st.one_of(
              outcome=st.sampled_from(["succeeded", "failed", "no_data"]),
              attempts=st.integers(0, 3), duration_ms=st.integers(0, 100)),
     _command(RecordFinding, run_id=RUNS, finding_id=st.uuids(), source=SOURCES,
-             kind=st.just("k"), summary=st.just("s"), confidence=st.floats(0, 1)),
+             kind=st.just("k"), summary=st.just("s"), confidence=st.floats(0, 1),
+             service=st.sampled_from(["s", "db"]), signal=st.just("k")),
     _command(CompleteCorrelation, run_id=RUNS, outcome=st.sampled_from(["succeeded", "failed"])),
     _command(ConfirmRootCause, service=st.sampled_from(["db", "payments"]),
              signal=st.sampled_from([None, "latency"]), note=st.sampled_from([None, "pool"])),

@@ -10,6 +10,7 @@ import pytest
 from contracts import events as ev
 from contracts.common import Actor, ActorKind
 from contracts.events import ZERO_HASH
+from contracts.hypotheses import Hypothesis
 from projections import alerts, correlation, incidents, services, timeline
 from projections.logged import LoggedEvent, iso
 from projections.synthetic import LIFE_LENGTH, synthetic_log
@@ -93,6 +94,27 @@ def test_correlation_summary_tracks_the_latest_run_and_top_hypothesis():
     assert row["correlation"]["state"] == "completed" and row["correlation"]["outcome"] == "partial"
     assert row["correlation"]["sources"] == {"prometheus": "running", "loki": "no_data"}
     assert row["top_hypothesis"] == {"title": "deploy", "confidence": 0.9}
+
+
+def test_typed_hypotheses_reach_the_summary_and_the_runs_as_json():
+    run, finding = uuid.uuid4(), uuid.uuid4()
+    db = Hypothesis(rank=1, service="db", signal="latency", confidence=0.8, path=["db", "checkout"],
+                    started_at=T0, evidence=[finding], summary="db: latency up to 1.5")
+    completed = event(3, ev.CorrelationCompleted(run_id=run, outcome="succeeded", hypotheses=[db]))
+    row = fold(event(1, OPENED), event(2, ev.CorrelationStarted(run_id=run, sources=["prometheus"])), completed)
+    expected = {"rank": 1, "service": "db", "signal": "latency", "confidence": 0.8, "path": ["db", "checkout"],
+                "started_at": "2025-03-01T12:00:00Z", "evidence": [str(finding)], "summary": "db: latency up to 1.5",
+                "sources": []}
+    assert row["top_hypothesis"] == expected
+    runs: dict = {}
+    correlation.evolve(runs, {}, LoggedEvent(event(2, ev.CorrelationStarted(run_id=run, sources=["prometheus"])), 0, 0))
+    correlation.evolve(runs, {}, LoggedEvent(completed, 0, 1))
+    assert runs[run]["hypotheses"] == [expected]
+    # A typed hypothesis is told by its suspect, signal and path, whatever its summary says.
+    assert timeline.summarize(completed) == "Correlation succeeded; top hypothesis: db (latency) via db → checkout"
+    unnamed = db.model_copy(update={"summary": ""})
+    assert timeline.summarize(event(3, ev.CorrelationCompleted(run_id=run, outcome="succeeded", hypotheses=[unnamed]))) \
+        == "Correlation succeeded; top hypothesis: db (latency) via db → checkout"
 
 
 def test_alert_count_and_impact():

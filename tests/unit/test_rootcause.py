@@ -169,11 +169,16 @@ def test_the_alerted_signal_counts_even_when_the_window_shows_little() -> None:
     assert ranked(evidence, symptom_signal="availability") == ["checkout", "payments"]
 
 
-def test_a_symptom_without_findings_still_ranks_under_the_alert() -> None:
-    [hypothesis] = rank_causes([], SHOP, "checkout", 4)
-    assert (hypothesis.service, hypothesis.signal, hypothesis.path) == ("checkout", ALERT, ["checkout"])
-    [named] = rank_causes([], SHOP, "checkout", 4, symptom_signal="latency")
-    assert named.signal == "latency"
+def test_nothing_found_means_no_hypothesis() -> None:
+    assert rank_causes([], SHOP, "checkout", 4) == []
+    assert rank_causes([], SHOP, "checkout", 4, symptom_signal="latency") == []
+
+
+def test_a_symptom_with_nothing_but_the_alert_ranks_after_what_was_found() -> None:
+    # inventory is anomalous but does not reach checkout's alert through anything measured.
+    first, second = rank_causes([finding("inventory", 0.05, 0.55)], {"checkout": ["payments"], "payments": ["inventory"]},
+                                "checkout", 4, symptom_signal="latency")
+    assert (first.service, second.service, second.signal) == ("inventory", "checkout", "latency")
 
 
 def test_the_same_input_in_any_order_gives_the_same_ranking() -> None:

@@ -21,8 +21,9 @@ def test_export_writes_a_valid_schema_per_message(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json"))
-    assert len(files) == len(ALL_COMMANDS) + len(ALL_EVENTS) + 2
+    assert len(files) == len(ALL_COMMANDS) + len(ALL_EVENTS) + 3
     assert "alerts/Alert.json" in files and "events/IncidentOpened.json" in files
+    assert "evidence/SeriesEvidence.json" in files
     for path in tmp_path.rglob("*.json"):
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
 

@@ -16,10 +16,11 @@ from .kafka import (
 )
 from .postgres import PostgresServer, start_postgres
 from .process import HttpServer, Server, ServerError, ServerUnavailable, free_port
-from .prometheus import start_alertmanager, start_prometheus
+from .prometheus import backfill_openmetrics, start_alertmanager, start_prometheus
 
 __all__ = [
     "KAFKA_VERSION",
+    "backfill_openmetrics",
     "HttpServer",
     "KafkaServer",
     "PostgresServer",

@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from .process import HttpServer, ServerUnavailable, _url_host, free_port, spawn, wait_ready
+from .process import HttpServer, ServerUnavailable, _url_host, free_port, run_tool, spawn, wait_ready
 
 
 def _binary(name: str, package: str, label: str, env_var: str) -> str:
@@ -64,6 +64,7 @@ def start_prometheus(
     rule_files: Sequence[Path] = (),
     alertmanagers: Sequence[str] = (),
     timeout: float = 60,
+    retention: str | None = None,
 ) -> HttpServer:
     """Start Prometheus scraping ``scrape_targets`` ("host:port", path /metrics)
     every ``scrape_interval`` under job ``job``; return once ``/-/ready`` answers.
@@ -71,6 +72,8 @@ def start_prometheus(
     ``rule_files`` are evaluated at the same interval and fire to
     ``alertmanagers`` ("host:port"). The TSDB lives in ``data_dir/tsdb``;
     ``--web.enable-lifecycle`` allows ``POST /-/reload`` and ``/-/quit``.
+    With no targets nothing is scraped: a TSDB backfilled into ``data_dir/tsdb``
+    beforehand is served as it is, kept for ``retention`` (e.g. "100y") when given.
     """
     binary = prometheus_binary()
     data_dir = Path(data_dir).resolve()
@@ -79,7 +82,8 @@ def start_prometheus(
     config: dict[str, object] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval,
                    "scrape_timeout": scrape_interval},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(scrape_targets)}]}],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(scrape_targets)}]}]
+        if scrape_targets else [],
     }
     if rule_files:
         config["rule_files"] = [str(p) for p in rule_files]
@@ -90,13 +94,16 @@ def start_prometheus(
     address = f"{_url_host(host)}:{port}"
     argv = [binary, f"--config.file={config_path}", f"--storage.tsdb.path={data_dir / 'tsdb'}",
             f"--web.listen-address={address}", "--web.enable-lifecycle", "--log.level=warn"]
+    if retention:
+        argv.append(f"--storage.tsdb.retention.time={retention}")
     log_path = data_dir / "prometheus.log"
     server = HttpServer(
         name="prometheus", process=spawn("prometheus", argv, log_path, cwd=data_dir),
         host=host, port=port, data_dir=data_dir, log_path=log_path,
         _relaunch=lambda: start_prometheus(
             data_dir, scrape_targets=scrape_targets, scrape_interval=scrape_interval, host=host,
-            port=port, job=job, rule_files=rule_files, alertmanagers=alertmanagers, timeout=timeout),
+            port=port, job=job, rule_files=rule_files, alertmanagers=alertmanagers, timeout=timeout,
+            retention=retention),
     )
     return wait_ready(server, lambda: http_ready(f"http://{address}/-/ready"), timeout=timeout)
 
@@ -149,3 +156,19 @@ def start_alertmanager(
             webhook_bearer_token=webhook_bearer_token, group_by=group_by),
     )
     return wait_ready(server, lambda: http_ready(f"http://{address}/-/ready"), timeout=timeout)
+
+
+def backfill_openmetrics(samples: Path, tsdb: Path, log_path: Path, *, timeout: float = 600,
+                         max_block_duration: str = "10000h") -> None:
+    """Turn an OpenMetrics file (every sample with its timestamp) into TSDB blocks in
+    ``tsdb`` with ``promtool tsdb create-blocks-from openmetrics``, for a Prometheus
+    started over ``tsdb`` afterwards.
+
+    promtool reads the whole input once per block it writes, so blocks are allowed to
+    span up to ``max_block_duration`` (its default is 2 h: hundreds of passes over weeks
+    of samples)."""
+    binary = _binary("promtool", "prometheus", "promtool", "WARROOM_PROMTOOL_BIN")
+    tsdb.mkdir(parents=True, exist_ok=True)
+    run_tool("promtool", [binary, "tsdb", "create-blocks-from", "openmetrics", "--quiet",
+                          f"--max-block-duration={max_block_duration}", str(samples), str(tsdb)],
+             log_path, timeout=timeout)

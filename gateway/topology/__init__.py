@@ -1,0 +1,1 @@
+"""The service graph correlation walks (SPEC §14)."""
