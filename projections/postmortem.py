@@ -58,6 +58,8 @@ class Finding:
     changed_at: datetime | None
     evidence: dict[str, Any]
     after_resolution: bool
+    service: str | None = None  # absent from findings of schema version 1
+    signal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
             case "FindingRecorded":
                 findings.setdefault(d.run_id, []).append(Finding(
                     str(d.finding_id), d.source, d.kind, d.summary, d.confidence, d.changed_at,
-                    dict(d.evidence), d.after_resolution))
+                    dict(d.evidence), d.after_resolution, d.service, d.signal))
             case "ImpactAssessed":
                 impact.append({**d.model_dump(mode="json"), "assessed_at": iso(event.occurred_at)})
             case "NoteAdded":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from gateway.auth import Viewer
 from gateway.deps import PoolDep
@@ -19,7 +19,7 @@ from gateway.incidents import queries
 from gateway.incidents.routes import BASE, QUERY_ERRORS, KnownIncident
 from gateway.problems import Problem
 from projections.evidence_chart import FindingFacts, chart
-from projections.incident_graph import graph_svg
+from projections.incident_graph import graph_svg, suspects_of
 
 router = APIRouter(tags=["incidents"])
 
@@ -59,10 +59,13 @@ RunId = Annotated[UUID | None, Query(description="a run of the incident (default
 
 @router.get(BASE + "/{incident_id}/graph", response_class=Response, responses=DRAWN,
             summary="The incident's part of the service graph, with a run's suspects (SVG)")
-async def suspects_graph(_: Viewer, incident_id: KnownIncident, pool: PoolDep, run_id: RunId = None) -> Response:
+async def suspects_graph(_: Viewer, incident_id: KnownIncident, pool: PoolDep, request: Request,
+                         run_id: RunId = None) -> Response:
     """The symptom service, the run's suspects and the services on their paths, callers
-    above callees, each suspect with its rank, the confirmed cause marked. 404 when the
-    run (or, by default, every completed run) names no suspect."""
+    above callees, each suspect with its rank, the confirmed cause marked; the calls
+    between them are those of the hypotheses' paths and of the service graph as known at
+    the incident's opening (`GET /v1/topology`). 404 when the run (or, by default, every
+    completed run) names no suspect."""
     incident = await pool.fetchrow(queries.SELECT_GRAPH_FACTS, incident_id)
     runs = await pool.fetch(queries.SELECT_RUNS, incident_id)  # newest first
     if run_id is not None:
@@ -73,9 +76,14 @@ async def suspects_graph(_: Viewer, incident_id: KnownIncident, pool: PoolDep, r
     for run in runs:
         if run_id is None and run["state"] != "completed":
             continue
-        drawn = graph_svg(incident["service"], run["hypotheses"] or [], confirmed=cause)
-        if drawn is not None:
-            return _svg(drawn)
+        hypotheses = run["hypotheses"] or []
+        if not suspects_of(hypotheses):
+            continue
+        # A discovery that fails is reported by the view, never raised: the paths still draw.
+        view = await request.app.state.topology.view(incident["opened_at"])
+        drawn = graph_svg(incident["service"], hypotheses, [(e.caller, e.callee) for e in view.graph.edges], cause)
+        assert drawn is not None  # its hypotheses name suspects
+        return _svg(drawn)
     if run_id is None:
         raise Problem.not_found(f"no completed correlation run of incident {incident_id} names a suspect")
     raise Problem.not_found(f"run {run_id} of incident {incident_id} names no suspect")

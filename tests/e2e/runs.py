@@ -33,14 +33,17 @@ def suspect(rank: int, service: str, signal: str, confidence: float, path: list[
 
 @dataclass(frozen=True)
 class Found:
-    """A finding a run records: its kind (the signal), summary, confidence and evidence."""
+    """A finding a run records: about which service and signal, its summary, confidence
+    and evidence; its kind is the signal unless told."""
 
-    kind: str
+    service: str
+    signal: str
     summary: str
     confidence: float
     evidence: dict[str, Any] = field(default_factory=dict)
     changed_at: datetime | None = None
     source: str = "prometheus"
+    kind: str | None = None
 
 
 def completed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis],
@@ -64,15 +67,14 @@ def completed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis],
         commands.append(CompleteCorrelationSource(**base(by(name)), source=name, outcome="succeeded", attempts=1,
                                                   duration_ms=40))
     if found is None:
-        found = [Found(h.signal, h.summary or f"{h.signal} of {h.service} changed", h.confidence,
-                       {"service": h.service, "query": f'{h.signal}{{service="{h.service}"}}'}, h.started_at)
-                 for h in hypotheses]
-    findings = [RecordFinding(**base(by(f.source)), finding_id=uuid4(), source=f.source, kind=f.kind,
+        found = [Found(h.service, h.signal, h.summary or f"{h.signal} of {h.service} changed", h.confidence,
+                       {"query": f'{h.signal}{{service="{h.service}"}}'}, h.started_at) for h in hypotheses]
+    findings = [RecordFinding(**base(by(f.source)), finding_id=uuid4(), source=f.source, kind=f.kind or f.signal,
                               summary=f.summary, confidence=f.confidence, changed_at=f.changed_at,
-                              evidence=f.evidence) for f in found]
+                              evidence=f.evidence, service=f.service, signal=f.signal) for f in found]
     commands += findings
-    typed = [h.model_copy(update={"evidence": [f.finding_id for f in findings
-                                                if f.evidence.get("service") == h.service]}) for h in hypotheses]
+    typed = [h.model_copy(update={"evidence": [f.finding_id for f in findings if f.service == h.service]})
+             for h in hypotheses]
     commands.append(CompleteCorrelation(**base(), outcome="succeeded",
                                         hypotheses=[h.model_dump(mode="json") for h in typed]))
     return run, commands

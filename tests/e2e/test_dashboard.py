@@ -405,13 +405,12 @@ async def test_evidence_is_drawn_and_the_timeline_folds_each_run(stack: Stack, d
         latency = series_evidence(db, "latency", anchor=anchor, typical=0.04, bad=0.9)
         changed = datetime.fromisoformat(latency["anomaly"]["started_at"])
         found = [
-            Found("latency", f"{db}: latency up to 0.9 (0.04 usually)", 0.95, latency, changed),
-            Found("errors", f"{payments}: errors up to 30%", 0.8,
+            Found(db, "latency", f"{db}: latency up to 0.9 (0.04 usually)", 0.95, latency, changed),
+            Found(payments, "errors", f"{payments}: errors up to 30%", 0.8,
                   series_evidence(payments, "errors", anchor=anchor, typical=0.002, bad=0.3), changed),
-            Found("restarts", f"{db} restarted", 0.6, {"service": db, "signal": "restarts", "count": 1},
-                  changed - timedelta(seconds=50)),
-            Found("error_rate", "error rate 12% above 5% over 5m", 0.5,  # evidence as older findings kept it
-                  {"query": "rate(x[5m])", "window": "5m", "value": 0.12, "threshold": 0.05}),
+            Found(db, "restarts", f"{db} restarted", 0.6, {"count": 1}, changed - timedelta(seconds=50)),
+            Found(service, "errors", "error rate 12% above 5% over 5m", 0.5,  # evidence as older findings kept it
+                  {"query": "rate(x[5m])", "window": "5m", "value": 0.12, "threshold": 0.05}, kind="error_rate"),
         ]
         run = await feed_run(stack, incident, [
             suspect(1, db, "latency", 0.87, [db, payments, service]),

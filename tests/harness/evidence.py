@@ -1,11 +1,13 @@
 """Evidence of a finding about a signal read as a series, shaped as the Prometheus source
-writes it (`SeriesEvidence`'s JSON): a calm baseline, then a window whose values turn
+writes it (a `SeriesEvidence`, as JSON): a calm baseline, then a window whose values turn
 bad at a chosen moment."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from contracts.evidence import AnomalyNumbers, SeriesEvidence
 
 
 def series_evidence(service: str, signal: str, *, anchor: datetime, typical: float, bad: float,
@@ -31,15 +33,13 @@ def series_evidence(service: str, signal: str, *, anchor: datetime, typical: flo
             changed = t
         values.append((t, (bad if turned else typical) * wobble[i % len(wobble)]))
     peak = max(v for _, v in values) if worse == "up" else min(v for _, v in values)
-    return {
-        "query": f'{signal}{{service="{service}"}}', "service": service, "signal": signal, "worse": worse,
-        "window": f"{_iso(start)}/{_iso(end)}", "baseline": f"{_iso(baseline_start)}/{_iso(start)}",
-        "anchor": _iso(anchor), "step_s": step_s, "labels": {"service": service}, "series": 1,
-        "values": [[t, v] for t, v in values],
-        "anomaly": {"score": 25.0, "delta": abs(peak - typical), "typical": typical, "peak": peak,
-                    "started_at": None if changed is None else _iso(datetime.fromtimestamp(changed, UTC))},
-        "link": f"http://prometheus.example/graph?g0.expr={signal}",
-    }
+    return SeriesEvidence(
+        query=f'{signal}{{service="{service}"}}', service=service, signal=signal, worse=worse,
+        window=f"{_iso(start)}/{_iso(end)}", baseline=f"{_iso(baseline_start)}/{_iso(start)}",
+        anchor=anchor, step_s=step_s, labels={"service": service}, series=1, values=values,
+        anomaly=AnomalyNumbers(score=25.0, delta=abs(peak - typical), typical=typical, peak=peak,
+                               started_at=None if changed is None else datetime.fromtimestamp(changed, UTC)),
+        link=f"http://prometheus.example/graph?g0.expr={signal}").model_dump(mode="json")
 
 
 def _iso(moment: datetime) -> str:

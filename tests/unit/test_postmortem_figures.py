@@ -18,11 +18,11 @@ from tests.unit.test_postmortem import ALICE, INCIDENT, RUN, SYSTEM, T0, TYPED, 
 
 SERIES = FindingRecorded(run_id=RUN, finding_id=UUID(int=21), source="prometheus", kind="latency",
                          summary="payments-db: latency up to 0.9", confidence=0.95,
-                         changed_at=T0 - timedelta(minutes=3),
+                         changed_at=T0 - timedelta(minutes=3), service="payments-db", signal="latency",
                          evidence=series_evidence("payments-db", "latency", anchor=T0, typical=0.04, bad=0.9))
-RESTART = FindingRecorded(run_id=RUN, finding_id=UUID(int=22), source="prometheus", kind="restarts",
+RESTART = FindingRecorded(run_id=RUN, finding_id=UUID(int=22), source="kubernetes", kind="container_restarts",
                           summary="payments-db restarted", confidence=0.6, changed_at=T0 - timedelta(minutes=4),
-                          evidence={"service": "payments-db", "signal": "restarts", "count": 1})
+                          service="payments-db", signal="restarts", evidence={"containers": [{"restarts": 1}]})
 
 
 def charted() -> list:
