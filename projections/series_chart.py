@@ -256,7 +256,7 @@ def _axes(frame: _Frame, unit: Unit) -> list[str]:
     placed: list[float] = []
     # The window's ticks first: where they are, the baseline's give way.
     for t0, t1, x0, x1 in reversed(frame.segments):
-        most = max(1, int((x1 - x0) // 80))
+        most = max(2, int((x1 - x0) // 70))
         spacing = _time_step(t1 - t0, most)
         t = math.ceil(t0 / spacing) * spacing
         while t <= t1 + 1e-6:
