@@ -248,7 +248,7 @@ def _legend(series: Series, unlabelled: set[str], title: str) -> list[str]:
 def _axes(frame: _Frame, unit: Unit) -> list[str]:
     left, right, bottom = LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM
     drawn = [svg.el("line", {"x1": left, "y1": bottom, "x2": right, "y2": bottom, "stroke": svg.LINE})]
-    values = svg.ticks(frame.y0, frame.y1, 4)
+    values = svg.ticks(frame.y0, frame.y1, 4, whole=unit.kind == "count")
     for value, label in zip(values, unit.ticks(values)):
         y = frame.y(value)
         drawn.append(svg.el("line", {"x1": left, "y1": y, "x2": right, "y2": y, "stroke": "#eef1f4"}))

@@ -76,11 +76,14 @@ def text_width(content: str, size: float, *, bold: bool = False) -> float:
     return len(content) * size * CHAR_EM * (1.1 if bold else 1.0)
 
 
-def ticks(low: float, high: float, most: int = 5) -> list[float]:
-    """Round values from `low` to `high` (both included when round), at most `most` + 1 of them."""
+def ticks(low: float, high: float, most: int = 5, *, whole: bool = False) -> list[float]:
+    """Round values from `low` to `high` (both included when round), at most `most` + 1 of
+    them; `whole`: whole numbers only (counts)."""
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         return [low] if math.isfinite(low) else []
     step = nice_step((high - low) / most)
+    if whole:
+        step = max(1.0, math.ceil(step))
     first = math.ceil(low / step - 1e-9) * step
     count = int(math.floor((high - first) / step + 1e-9)) + 1
     return [round(first + i * step, 12) for i in range(count)]

@@ -160,12 +160,15 @@ def _window_start() -> float:
     ("errors", 0.002, 0.35, {"0%", "10%", "20%"}),
     ("traffic", 20.0, 8.0, {"0 req/s", "10 req/s", "20 req/s"}),
     ("restarts", 0.0, 2.0, {"0", "1", "2"}),
+    ("restarts", 0.0, 1.0, {"0", "1"}),  # counts are whole
 ])
 def test_axis_labels_carry_the_unit_the_signal_tells(signal, typical, bad, ticks) -> None:
     evidence = series_evidence("payments", signal, anchor=ANCHOR, typical=typical, bad=bad,
                                worse="down" if signal == "traffic" else "up")
     labels = {t.text for t in drawn(evidence).iter("{http://www.w3.org/2000/svg}text")}
     assert ticks <= labels, labels
+    if signal == "restarts":
+        assert "0.5" not in labels
     assert unit_of(signal).name in next(iter(drawn(evidence).iter("{http://www.w3.org/2000/svg}title"))).text
 
 

@@ -204,8 +204,10 @@ function interval(text) {
 function evidenceLinks(items) {
   const safe = items.filter((link) => typeof link === "string" && /^https?:\/\//i.test(link));
   if (!safe.length) return null;
+  // A source's query link is a long URL: it reads as where it leads, in full on hover.
   return h("ul", { class: "links" }, safe.map((link) =>
-    h("li", null, h("a", { href: link, rel: "noreferrer noopener", target: "_blank" }, link))));
+    h("li", null, h("a", { href: link, title: link, rel: "noreferrer noopener", target: "_blank" },
+      `Open at ${new URL(link).host}`))));
 }
 
 // -- from the timeline: alerts, notes (the timeline itself: timeline.js) -----------------
