@@ -20,6 +20,7 @@ from gateway.auth import TokenVerifier
 from gateway.changes import ChangeFeed
 from gateway.commands import CommandBus, ReadYourWrites
 from gateway.eventlog import EventLog
+from gateway.incidents.charts import router as charts_router
 from gateway.incidents.history import router as history_router
 from gateway.incidents.routes import router as incidents_router
 from gateway.limits import RequestLimits
@@ -145,7 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Added last, so it runs first: an oversized request is refused before anything reads it.
     app.add_middleware(RequestLimits, settings=settings.gateway)
-    for router in (health.router, pages.router, incidents_router, history_router, services_router,
+    for router in (health.router, pages.router, incidents_router, history_router, charts_router, services_router,
                    scorecard_router, topology_router, stream.router, alerts.router):
         app.include_router(router)
     return app

@@ -37,6 +37,7 @@ class Entry:
     type: str
     actor: str
     summary: str
+    run_id: str | None = None  # the correlation run of a correlation event
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Finding:
     changed_at: datetime | None
     evidence: dict[str, Any]
     after_resolution: bool
+    service: str | None = None  # absent from findings of schema version 1
+    signal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Postmortem:
     notes: list[dict[str, Any]]
     log: LogCheck
     root_cause: dict[str, Any] | None = None
+    hypotheses_run_id: str | None = None  # the run `hypotheses` are of: the latest completed
     contributing_factors: list[str] = field(default_factory=list)
     action_items: list[dict[str, str]] = field(default_factory=list)
 
@@ -138,9 +142,10 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         row = incidents.evolve(row, event)
         if row is not None:
             scored = scorecard.evolve(scored, event, row["opened_at"])
-        entries.append(Entry(event.occurred_at, event.version, event.type, actor_name(event.actor),
-                             timeline.summarize(event)))
         d: Any = event.data
+        run_id = getattr(d, "run_id", None)
+        entries.append(Entry(event.occurred_at, event.version, event.type, actor_name(event.actor),
+                             timeline.summarize(event), None if run_id is None else str(run_id)))
         match event.type:
             case "IncidentOpened":
                 opened_severity = str(d.severity)
@@ -152,7 +157,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
             case "FindingRecorded":
                 findings.setdefault(d.run_id, []).append(Finding(
                     str(d.finding_id), d.source, d.kind, d.summary, d.confidence, d.changed_at,
-                    dict(d.evidence), d.after_resolution))
+                    dict(d.evidence), d.after_resolution, d.service, d.signal))
             case "ImpactAssessed":
                 impact.append({**d.model_dump(mode="json"), "assessed_at": iso(event.occurred_at)})
             case "NoteAdded":
@@ -170,7 +175,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         runs=ordered_runs, hypotheses=list(latest.hypotheses) if latest else [], impact=impact, notes=notes,
         log=LogCheck(check.events, check.valid, check.first_bad_version,
                      events[-1].hash if check.valid else None),
-        root_cause=_root_cause(scored, row),
+        root_cause=_root_cause(scored, row), hypotheses_run_id=latest.run_id if latest else None,
     )
 
 
@@ -219,6 +224,7 @@ def to_json(postmortem: Postmortem) -> dict[str, Any]:
         "impact": postmortem.impact,
         "notes": postmortem.notes,
         "root_cause": postmortem.root_cause,
+        "hypotheses_run_id": postmortem.hypotheses_run_id,
         "log": asdict(postmortem.log),
         "contributing_factors": postmortem.contributing_factors,
         "action_items": postmortem.action_items,

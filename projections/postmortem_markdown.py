@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from projections.evidence_chart import FindingFacts, has_chart
+from projections.incident_graph import suspects_of
 from projections.postmortem import DURATIONS, Finding, Postmortem, Run
 from projections.scorecard import TOP, field_of
+from projections.timeline import PROGRESS
+
+if TYPE_CHECKING:
+    from projections.postmortem_figures import Figures
 
 TO_WRITE = "_To be written by the responders._"
 EVIDENCE_SHOWN = ("query", "baseline_query", "window", "value", "threshold", "link", "links")
@@ -42,10 +48,13 @@ def _cell(text: Any) -> str:
     return str(text if text is not None else "—").replace("|", "\\|").replace("\n", " ")
 
 
-def render(pm: Postmortem) -> str:
-    """The whole document."""
+def render(pm: Postmortem, figures: Figures | None = None) -> str:
+    """The whole document. With `figures` (`postmortem_figures`), the charts and the
+    service graph are images of those files; without, text that names the gateway paths
+    drawing them, so the document stays self-contained."""
     parts = [_header(pm), _summary(pm), _root_cause(pm), _impact(pm), _durations(pm), _timeline(pm),
-             _responders(pm), _alerts(pm), _correlation(pm), _hypotheses(pm), _notes(pm), _to_write()]
+             _responders(pm), _alerts(pm), _correlation(pm, figures), _hypotheses(pm, figures), _notes(pm),
+             _to_write()]
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 
 
@@ -158,11 +167,35 @@ def _durations(pm: Postmortem) -> str:
 
 
 def _timeline(pm: Postmortem) -> str:
-    # A confirmed cause is a person's conclusion: it stands out among the system's events.
-    rows = "\n".join(f"| {when(e.at)} | {_cell(e.actor)} | "
-                     f"{'**' + _cell(e.summary) + '**' if e.type == 'RootCauseConfirmed' else _cell(e.summary)} |"
-                     for e in pm.timeline)
-    return f"## Timeline\n\n| Time | Who | What |\n|---|---|---|\n{rows}"
+    # A run's progress folds into the line of its start (the Correlation section has it
+    # all); a confirmed cause is a person's conclusion: it stands out among the system's events.
+    runs = {run.run_id: run for run in pm.runs}
+    rows = []
+    for e in pm.timeline:
+        if e.type in PROGRESS and e.run_id in runs:
+            continue
+        what = _cell(e.summary)
+        if e.type == "CorrelationStarted" and e.run_id in runs:
+            what += f" — {run_summary(runs[e.run_id])}"
+        rows.append(f"| {when(e.at)} | {_cell(e.actor)} | {'**' + what + '**' if e.type == 'RootCauseConfirmed' else what} |")
+    return "## Timeline\n\n| Time | Who | What |\n|---|---|---|\n" + "\n".join(rows)
+
+
+def run_summary(run: Run) -> str:
+    """"3 sources (1 unavailable), 2 findings, 12s", as the dashboard folds a run."""
+    states: dict[str, int] = {}
+    for source in run.sources:
+        if source["state"] != "succeeded":
+            states[source["state"].replace("_", " ")] = states.get(source["state"].replace("_", " "), 0) + 1
+    count = len(run.sources)
+    text = f"{count} source{'' if count == 1 else 's'}"
+    if states:
+        text += " (" + ", ".join(f"{n} {state}" for state, n in states.items()) + ")"
+    found = len(run.findings)
+    text += f", {found} finding{'' if found == 1 else 's'}, "
+    if run.completed_at is not None and run.started_at is not None:
+        return text + duration((run.completed_at - run.started_at).total_seconds())
+    return text + "not completed"
 
 
 def _responders(pm: Postmortem) -> str:
@@ -180,13 +213,21 @@ def _alerts(pm: Postmortem) -> str:
     return f"## Alerts\n\n| Alert | Fingerprint | Status | First seen | Resolved |\n|---|---|---|---|---|\n{rows}"
 
 
-def _correlation(pm: Postmortem) -> str:
+def _correlation(pm: Postmortem, figures: Figures | None) -> str:
     if not pm.runs:
         return "## Correlation\n\nNo correlation run was started."
-    return "## Correlation\n\n" + "\n\n".join(_run(run) for run in pm.runs)
+    charted = figures is None and any(has_chart(FindingFacts.of(f)) for run in pm.runs for f in run.findings)
+    how = (f"\n\nA finding that kept its series has a chart: `GET {_base(pm)}/findings/ID/chart` (SVG); "
+           f"`warroom postmortem {pm.incident['id']} -o DIR/NAME.md` writes them beside the document."
+           if charted else "")
+    return "## Correlation" + how + "\n\n" + "\n\n".join(_run(run, pm, figures) for run in pm.runs)
 
 
-def _run(run: Run) -> str:
+def _base(pm: Postmortem) -> str:
+    return f"/v1/incidents/{pm.incident['id']}"
+
+
+def _run(run: Run, pm: Postmortem, figures: Figures | None) -> str:
     head = (f"### Run `{run.run_id}`\n\nTrigger: {run.trigger or '—'}; state: {run.state}; "
             f"outcome: {run.outcome or '—'}; started {when(run.started_at)}; completed {when(run.completed_at)}.")
     rows = "\n".join(
@@ -197,13 +238,18 @@ def _run(run: Run) -> str:
     queries = "\n".join(f"- {_cell(s['source'])}: `{query}`" for s in run.sources for query in s.get("queries") or ())
     if queries:
         sources += f"\n\nQueries the sources ran:\n\n{queries}"
-    findings = "\n".join(_finding(f) for f in run.findings) or "No findings."
+    findings = "\n".join(_finding(f, pm, figures) for f in run.findings) or "No findings."
     return f"{head}\n\n{sources}\n\n#### Findings\n\n{findings}"
 
 
-def _finding(f: Finding) -> str:
+def _finding(f: Finding, pm: Postmortem, figures: Figures | None) -> str:
     late = " (after resolution)" if f.after_resolution else ""
     lines = [f"- **{f.source} / {f.kind}**{late}, confidence {f.confidence:.2f}: {f.summary}"]
+    figure = figures.charts.get(f.finding_id) if figures else None
+    if figure is not None:
+        lines.append(f"\n  ![{figure.alt}]({figure.name})\n")
+    elif figures is None and has_chart(FindingFacts.of(f)):
+        lines.append(f"  - Chart: `GET {_base(pm)}/findings/{f.finding_id}/chart`")
     if f.changed_at is not None:
         lines.append(f"  - Changed at: {when(f.changed_at)}")
     for key in EVIDENCE_SHOWN:
@@ -228,9 +274,22 @@ def _hypothesis_text(h: Any) -> str:
     return f"{text} (confidence {confidence:.2f})" if isinstance(confidence, (int, float)) else str(text)
 
 
-def _hypotheses(pm: Postmortem) -> str:
+def _hypotheses(pm: Postmortem, figures: Figures | None) -> str:
     if not pm.hypotheses:
         return "## Hypotheses\n\nCorrelation proposed no hypothesis."
+    return _hypothesis_table(pm) + _graph(pm, figures)
+
+
+def _graph(pm: Postmortem, figures: Figures | None) -> str:
+    if figures is not None:
+        return f"\n\n![{figures.graph.alt}]({figures.graph.name})" if figures.graph else ""
+    if pm.hypotheses_run_id is None or not suspects_of(pm.hypotheses):
+        return ""
+    return (f"\n\nThe symptom and these suspects in the service graph: "
+            f"`GET {_base(pm)}/graph?run_id={pm.hypotheses_run_id}` (SVG).")
+
+
+def _hypothesis_table(pm: Postmortem) -> str:
     confirmed = pm.root_cause["service"] if pm.root_cause else None
     lines = ["## Hypotheses", "", "Of the latest completed run, best first.", "",
              "| # | Suspect | Signal | Path | Confidence | Changed at | Summary |", "|---|---|---|---|---|---|---|"]

@@ -29,6 +29,10 @@ RETURNING incident_id, version
 
 NOTE_PREVIEW = 120
 
+PROGRESS = frozenset({"CorrelationSourceStarted", "CorrelationSourceCompleted", "FindingRecorded"})
+"""A run's progress: read folded under the run's start (on the dashboard, in postmortems),
+while people's actions, status changes, alerts and hypotheses stand out."""
+
 
 def _clip(text: str, limit: int = NOTE_PREVIEW) -> str:
     text = " ".join(text.split())

@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     postmortem = sub.add_parser("postmortem", help="write an incident's postmortem from its events in Kafka")
     postmortem.add_argument("incident", type=UUID)
     postmortem.add_argument("--format", choices=("md", "json"), default="md")
-    postmortem.add_argument("-o", "--output", type=Path, default=None, help="write to this file (default: stdout)")
+    postmortem.add_argument("-o", "--output", type=Path, default=None,
+                            help="write to this file (default: stdout); Markdown gets its charts and service graph "
+                                 "as SVG files beside it (NAME-1.svg…, NAME-graph.svg)")
     postmortem.add_argument("--data-dir", **up_data)
     postmortem.set_defaults(func=_cmd_postmortem)
 
@@ -162,6 +164,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_postmortem(args: argparse.Namespace) -> int:
     from contracts.events import EventEnvelope
     from projections.postmortem import build, to_json
+    from projections.postmortem_figures import write
     from projections.postmortem_markdown import render
 
     values = asyncio.run(_stored(running_settings(args), args.incident))
@@ -173,6 +176,11 @@ def _cmd_postmortem(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"warroom postmortem: {err} (run `warroom audit {args.incident}`)", file=sys.stderr)
         return 1
+    if args.format == "md" and args.output is not None:
+        # The charts and the service graph as SVG files beside the document, linked from it.
+        written = write(document, args.output)
+        print(f"wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+        return 0
     text = (json.dumps(to_json(document), indent=2, ensure_ascii=False) + "\n" if args.format == "json"
             else render(document))
     if args.output is None:

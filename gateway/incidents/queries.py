@@ -54,3 +54,14 @@ select run_id, source, state, attempts, duration_ms, error, queries, started_at,
 from correlation_sources where run_id = any($1::uuid[])
 order by source
 """
+
+# A finding, and every finding of the same run (the deploys and restarts its chart marks).
+SELECT_FINDING_AND_RUN = """
+select finding_id, run_id, source, kind, changed_at, evidence, service, signal
+from findings
+where incident_id = $1
+  and (finding_id = $2
+       or run_id = (select run_id from findings where incident_id = $1 and finding_id = $2))
+"""
+
+SELECT_GRAPH_FACTS = "select service, root_cause, opened_at from incidents where id = $1"

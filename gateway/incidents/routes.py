@@ -29,6 +29,8 @@ from gateway.incidents.schemas import (
     OpenIncidentBody, RootCauseBody, SourceProgress, TimelineEntry,
 )
 from gateway.problems import Problem, documented
+from projections.evidence_chart import FindingFacts, has_chart
+from projections.incident_graph import suspects_of
 
 router = APIRouter(tags=["incidents"])
 BASE = "/v1/incidents"
@@ -298,16 +300,27 @@ async def events(
     return Response(b"[" + b",".join(values) + b"]", media_type="application/json")
 
 
+def chart_path(incident_id: UUID, finding_id: UUID) -> str:
+    return f"{BASE}/{incident_id}/findings/{finding_id}/chart"
+
+
+def graph_path(incident_id: UUID, run_id: UUID) -> str:
+    return f"{BASE}/{incident_id}/graph?run_id={run_id}"
+
+
 @router.get(BASE + "/{incident_id}/findings", response_model=list[Finding], responses=QUERY_ERRORS,
             summary="Findings, most confident first, with evidence")
 async def findings(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> list[Finding]:
+    """A finding whose evidence holds a series names its chart (`chart`)."""
     rows = await pool.fetch(queries.SELECT_FINDINGS, incident_id)
-    return [Finding.model_validate(dict(row)) for row in rows]
+    return [Finding.model_validate({**dict(row), "chart": chart_path(incident_id, row["finding_id"])
+                                    if has_chart(FindingFacts.of(dict(row))) else None}) for row in rows]
 
 
 @router.get(BASE + "/{incident_id}/correlation", response_model=list[CorrelationRun], responses=QUERY_ERRORS,
             summary="Correlation runs, newest first, with per-source progress")
 async def correlation(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> list[CorrelationRun]:
+    """A run whose hypotheses name suspects names the SVG of its part of the service graph (`graph`)."""
     runs = await pool.fetch(queries.SELECT_RUNS, incident_id)
     sources = await pool.fetch(queries.SELECT_RUN_SOURCES, [run["run_id"] for run in runs]) if runs else []
     by_run: dict[UUID, list[SourceProgress]] = {}
@@ -316,6 +329,8 @@ async def correlation(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> l
         by_run.setdefault(data.pop("run_id"), []).append(SourceProgress.model_validate(data))
     return [
         CorrelationRun.model_validate({**dict(run), "hypotheses": run["hypotheses"] or [],
-                                       "sources": by_run.get(run["run_id"], [])})
+                                       "sources": by_run.get(run["run_id"], []),
+                                       "graph": graph_path(incident_id, run["run_id"])
+                                       if suspects_of(run["hypotheses"] or []) else None})
         for run in runs
     ]

@@ -149,6 +149,8 @@ class Finding(BaseModel):
     recorded_at: datetime | None = None
     service: str | None = Field(default=None, description="the service the finding is about (absent before schema version 2)")
     signal: str | None = Field(default=None, description="what moved there: latency, errors, log_errors...")
+    chart: str | None = Field(default=None, description="the path of this finding's chart (SVG) when its evidence "
+                                                        "holds a series; null otherwise")
 
 
 class SourceProgress(BaseModel):
@@ -171,3 +173,5 @@ class CorrelationRun(BaseModel):
     completed_at: datetime | None = None
     hypotheses: list[Any] = Field(default_factory=list)
     sources: list[SourceProgress]
+    graph: str | None = Field(default=None, description="the path of the SVG of the incident's service graph with "
+                                                        "this run's suspects, when its hypotheses name any")

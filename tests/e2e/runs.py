@@ -9,7 +9,9 @@ source is already completed, the run done).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaProducer
@@ -29,9 +31,26 @@ def suspect(rank: int, service: str, signal: str, confidence: float, path: list[
                       started_at=datetime.now(UTC), summary=summary, sources=["prometheus"])
 
 
-def completed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis]) -> tuple[UUID, list[CommandBase]]:
+@dataclass(frozen=True)
+class Found:
+    """A finding a run records: about which service and signal, its summary, confidence
+    and evidence; its kind is the signal unless told."""
+
+    service: str
+    signal: str
+    summary: str
+    confidence: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+    changed_at: datetime | None = None
+    source: str = "prometheus"
+    kind: str | None = None
+
+
+def completed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis],
+                  found: list[Found] | None = None) -> tuple[UUID, list[CommandBase]]:
     """The commands of one run over the stack's sources that ends with `hypotheses`:
-    every source succeeds, Prometheus finds one anomaly per hypothesis."""
+    every source succeeds, Prometheus finds one anomaly per hypothesis (or `found`, and
+    each hypothesis cites those about its service)."""
     run, incident_id = uuid4(), UUID(incident)
     sources = list(stack.settings.correlation.sources)
 
@@ -47,16 +66,15 @@ def completed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis]) -> 
     for name in sources:
         commands.append(CompleteCorrelationSource(**base(by(name)), source=name, outcome="succeeded", attempts=1,
                                                   duration_ms=40))
-    findings = []
-    for h in hypotheses:
-        finding = RecordFinding(**base(by("prometheus")), finding_id=uuid4(), source="prometheus", kind=h.signal,
-                                service=h.service, signal=h.signal,
-                                summary=h.summary or f"{h.signal} of {h.service} changed", confidence=h.confidence,
-                                changed_at=h.started_at, evidence={"service": h.service,
-                                                                   "query": f'{h.signal}{{service="{h.service}"}}'})
-        findings.append(finding)
+    if found is None:
+        found = [Found(h.service, h.signal, h.summary or f"{h.signal} of {h.service} changed", h.confidence,
+                       {"query": f'{h.signal}{{service="{h.service}"}}'}, h.started_at) for h in hypotheses]
+    findings = [RecordFinding(**base(by(f.source)), finding_id=uuid4(), source=f.source, kind=f.kind or f.signal,
+                              summary=f.summary, confidence=f.confidence, changed_at=f.changed_at,
+                              evidence=f.evidence, service=f.service, signal=f.signal) for f in found]
     commands += findings
-    typed = [h.model_copy(update={"evidence": [f.finding_id]}) for h, f in zip(hypotheses, findings)]
+    typed = [h.model_copy(update={"evidence": [f.finding_id for f in findings if f.service == h.service]})
+             for h in hypotheses]
     commands.append(CompleteCorrelation(**base(), outcome="succeeded",
                                         hypotheses=[h.model_dump(mode="json") for h in typed]))
     return run, commands
@@ -78,8 +96,8 @@ async def send(stack: Stack, commands: list[CommandBase]) -> None:
         await producer.stop()
 
 
-async def feed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis]) -> UUID:
-    """Feed one completed run with `hypotheses` to `incident`; its run id."""
-    run, commands = completed_run(stack, incident, hypotheses)
+async def feed_run(stack: Stack, incident: str, hypotheses: list[Hypothesis], found: list[Found] | None = None) -> UUID:
+    """Feed one completed run with `hypotheses` (and `found`) to `incident`; its run id."""
+    run, commands = completed_run(stack, incident, hypotheses, found)
     await send(stack, commands)
     return run

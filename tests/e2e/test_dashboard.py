@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,8 @@ import pytest
 
 from harness.servers import server_unavailable
 from harness.waiting import wait_for_async
-from runs import feed_run, suspect
+from harness.evidence import series_evidence
+from runs import Found, feed_run, suspect
 from sse_client import open_stream
 from stack import REPO_ROOT, Stack
 from warroom.servers import free_port
@@ -143,6 +145,15 @@ async def open_incident(api: httpx.AsyncClient, title: str, service: str, severi
     response = await api.post("/v1/incidents", json={"title": title, "service": service, "severity": severity})
     assert response.status_code == 201, response.text
     return response.json()["id"]
+
+
+async def shown_at_1280(stack: Stack, dashboard: Dashboard, api: httpx.AsyncClient, title: str, service: str) -> str:
+    """Rosa, a responder, on a 1280 px wide page showing a new incident `api` opened; its id."""
+    await dashboard.page.set_viewport_size(NARROW)
+    await dashboard.sign_in(stack.token("responder", sub="rosa"))
+    incident = await open_incident(api, title, service)
+    await dashboard.open(incident, title)
+    return incident
 
 
 async def command(api: httpx.AsyncClient, incident: str, what: str, body: dict | None = None) -> dict:
@@ -301,12 +312,9 @@ async def test_a_responder_confirms_a_hypothesis_with_one_click(stack: Stack, da
     cause shows on the incident and on the scorecard, and changes by others arrive live."""
     service, db, payments, dns = unique("checkout"), unique("payments-db"), unique("payments"), unique("dns")
     page = dashboard.page
-    await page.set_viewport_size(NARROW)
-    await dashboard.sign_in(stack.token("responder", sub="rosa"))
     async with stack.client("responder", sub="sam") as sam:
         title = f"Checkout 5xx {service}"
-        incident = await open_incident(sam, title, service)
-        await dashboard.open(incident, title)
+        incident = await shown_at_1280(stack, dashboard, sam, title, service)
         cause = dashboard.incident.locator(".panel-cause [data-root-cause]")
         await expect(cause).to_have_text("Not confirmed yet.")
 
@@ -378,6 +386,115 @@ async def test_a_responder_confirms_a_hypothesis_with_one_click(stack: Stack, da
     await expect(shown_run.locator(".hypothesis")).to_have_count(3)
     await expect(dashboard.incident.get_by_role("button", name=re.compile("Confirm"))).to_have_count(0)
     await expect(page.get_by_text("Responders confirm the root cause here.")).to_be_visible()
+    assert dashboard.errors() == []
+
+
+async def test_evidence_is_drawn_and_the_timeline_folds_each_run(stack: Stack, dashboard: Dashboard) -> None:
+    """Each finding that kept its series has a chart (its path, the shaded baseline, the
+    window, the anchor, the change, the typical value, a restart of the same service);
+    an older finding shows none and breaks nothing; the run's suspects are drawn in the
+    service graph, ranked, and the confirmed cause is marked there; the timeline folds
+    the run's progress under its start while people's actions stand out."""
+    service, db, payments = unique("checkout"), unique("payments-db"), unique("payments")
+    page = dashboard.page
+    async with stack.client("responder", sub="sam") as sam:
+        title = f"Checkout slow {service}"
+        incident = await shown_at_1280(stack, dashboard, sam, title, service)
+        await command(sam, incident, "acknowledge")
+        anchor = datetime.now(UTC)
+        latency = series_evidence(db, "latency", anchor=anchor, typical=0.04, bad=0.9)
+        changed = datetime.fromisoformat(latency["anomaly"]["started_at"])
+        found = [
+            Found(db, "latency", f"{db}: latency up to 0.9 (0.04 usually)", 0.95, latency, changed),
+            Found(payments, "errors", f"{payments}: errors up to 30%", 0.8,
+                  series_evidence(payments, "errors", anchor=anchor, typical=0.002, bad=0.3), changed),
+            Found(db, "restarts", f"{db} restarted", 0.6, {"count": 1}, changed - timedelta(seconds=50)),
+            Found(service, "errors", "error rate 12% above 5% over 5m", 0.5,  # evidence as older findings kept it
+                  {"query": "rate(x[5m])", "window": "5m", "value": 0.12, "threshold": 0.05}, kind="error_rate"),
+        ]
+        run = await feed_run(stack, incident, [
+            suspect(1, db, "latency", 0.87, [db, payments, service]),
+            suspect(2, payments, "errors", 0.55, [payments, service]),
+            suspect(3, service, "latency", 0.3, [service])], found)
+        shown_run = dashboard.incident.locator(f'article.run[data-run-id="{run}"]')
+        await expect(shown_run).to_have_attribute("data-state", "succeeded", timeout=LIVE_MS)
+        findings = (await sam.get(f"/v1/incidents/{incident}/findings")).json()
+        by_kind = {f["kind"]: f for f in findings}
+        assert by_kind["latency"]["chart"] and by_kind["errors"]["chart"]
+        assert by_kind["restarts"]["chart"] is None and by_kind["error_rate"]["chart"] is None
+
+        # A chart per finding that kept its series, with every part drawn.
+        charts = dashboard.incident.locator(".panel-findings .picture-chart svg")
+        await expect(charts).to_have_count(2, timeout=SETTLE_MS)
+        chart = dashboard.incident.locator(f'.finding[data-finding-id="{by_kind["latency"]["finding_id"]}"] svg')
+        for part in ("path.series", "rect.baseline", "rect.window", "g.anchor line", "g.change line",
+                     "g.typical line", "circle.peak", "g.mark.restart line"):
+            await expect(chart.locator(part)).to_have_count(1)
+        d = await chart.locator("path.series").get_attribute("d")
+        assert d.count("L") + d.count("M") == len(latency["values"])
+        baseline, window = await chart.locator("rect.baseline").bounding_box(), await chart.locator("rect.window").bounding_box()
+        assert baseline["width"] > 20 and window["width"] > baseline["width"]  # the window keeps most of the width
+        change = await chart.locator("g.change line").bounding_box()
+        assert window["x"] < change["x"] < window["x"] + window["width"]
+        await expect(chart.locator("text").filter(has_text=f"change {changed:%H:%M:%S}")).to_have_count(1)
+        errors = dashboard.incident.locator(f'.finding[data-finding-id="{by_kind["errors"]["finding_id"]}"] svg')
+        await expect(errors.locator("g.mark")).to_have_count(0)  # the restart was another service's
+        await expect(errors.locator("text").filter(has_text="30%")).to_have_count(1)
+        older = dashboard.incident.locator(f'.finding[data-finding-id="{by_kind["error_rate"]["finding_id"]}"]')
+        await expect(older).to_contain_text("error rate 12% above 5% over 5m")
+        await expect(older.locator(".picture")).to_have_count(0)
+
+        # The run's part of the service graph: callers above callees, suspects ranked.
+        graph = shown_run.locator(".picture-graph svg")
+        await expect(graph.locator("g.node")).to_have_count(3, timeout=SETTLE_MS)
+        await expect(graph.locator("g.edge")).to_have_count(2)
+        await expect(graph.locator("g.edge.on-path")).to_have_count(2)
+        top = graph.locator(f'g.node.rank-1[data-service="{db}"]')
+        await expect(top.locator("g.rank text")).to_have_text("1")
+        await expect(graph.locator(f'g.node.rank-2[data-service="{payments}"]')).to_have_count(1)
+        await expect(graph.locator(f'g.node.symptom.rank-3[data-service="{service}"]')).to_have_count(1)
+        heights = [(await graph.locator(f'g.node[data-service="{name}"] rect').bounding_box())["y"]
+                   for name in (service, payments, db)]
+        assert heights == sorted(heights) and len(set(heights)) == 3
+        print(f"screenshot: {await dashboard.screenshot('evidence.png')}")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await dashboard.incident.locator(".panel-findings").screenshot(path=str(ARTIFACTS / "evidence-findings.png"))
+        await shown_run.screenshot(path=str(ARTIFACTS / "evidence-run.png"))
+
+        # Confirming the top suspect marks it in the graph.
+        await page.get_by_role("button", name=f"Confirm {db} (latency) as the root cause").click()
+        await expect(graph.locator(f'g.node.confirmed[data-service="{db}"]')).to_have_count(1, timeout=LIVE_MS)
+
+        # The timeline: the run's progress folded under its start, people's actions standing out.
+        timeline = dashboard.incident.locator(".timeline")
+        folded = timeline.locator(f'li.tl-run[data-folded-run="{run}"]')
+        sources = len(stack.settings.correlation.sources)
+        await expect(folded.locator("summary")).to_have_text(
+            re.compile(rf"^{sources} sources?, 4 findings, \d+ (ms|s)$"), timeout=LIVE_MS)
+        progress = folded.locator(".tl-progress li")
+        await expect(progress).to_have_count(2 * sources + 4)
+        await expect(progress.first).to_be_hidden()  # folded until opened
+        await folded.locator("summary").click()
+        await expect(progress.filter(has_text=f"{db} restarted")).to_be_visible()
+        await expect(timeline.locator('li.tl-person[data-type="IncidentAcknowledged"]')).to_contain_text("sam")
+        await expect(timeline.locator('li.tl-person[data-type="RootCauseConfirmed"]')).to_contain_text("rosa")
+        await expect(timeline.locator('li.tl-hypotheses[data-type="CorrelationCompleted"]')).to_contain_text(db)
+        timeline_rows = (await sam.get(f"/v1/incidents/{incident}/timeline")).json()
+        await expect(timeline.locator("li[data-version]")).to_have_count(len(timeline_rows))
+        assert await unlabelled_controls(page) == []
+        await folded.scroll_into_view_if_needed()
+        print(f"screenshot: {await dashboard.screenshot('evidence-confirmed.png')}")
+
+        # The pictures are the gateway's: SVG documents that run nothing; no series, no chart.
+        drawn = await sam.get(by_kind["latency"]["chart"])
+        assert drawn.status_code == 200 and drawn.headers["content-type"].startswith("image/svg+xml")
+        assert drawn.headers["content-security-policy"] == "default-src 'none'"
+        refused = await sam.get(f"/v1/incidents/{incident}/findings/{by_kind['error_rate']['finding_id']}/chart")
+        assert refused.status_code == 404 and refused.headers["content-type"] == "application/problem+json"
+        graph_doc = await sam.get(f"/v1/incidents/{incident}/graph")
+        assert graph_doc.status_code == 200 and f'data-service="{db}"' in graph_doc.text
+        nothing = await open_incident(sam, f"Nothing correlated {service}", unique("quiet"))
+        assert (await sam.get(f"/v1/incidents/{nothing}/graph", params={"run_id": str(run)})).status_code == 404
     assert dashboard.errors() == []
 
 
@@ -592,7 +709,7 @@ async def expect_everything_shown(dashboard: Dashboard, api: httpx.AsyncClient, 
     for text in notes:
         await expect(dashboard.incident.locator(".panel-notes").get_by_text(text, exact=True)).to_have_count(1)
     timeline = (await api.get(f"/v1/incidents/{incident}/timeline")).json()
-    shown = dashboard.incident.locator(".timeline li")
+    shown = dashboard.incident.locator(".timeline li[data-version]")  # a run's progress is folded under its start
     await expect(shown).to_have_count(len(timeline))
-    assert [int(v) for v in reversed(await shown.evaluate_all("els => els.map(e => e.dataset.version)"))] == \
+    assert sorted(int(v) for v in await shown.evaluate_all("els => els.map(e => e.dataset.version)")) == \
         [entry["version"] for entry in timeline]

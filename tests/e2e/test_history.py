@@ -270,7 +270,7 @@ async def _value(prometheus, expr: str) -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
-async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, exporter) -> None:
+async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, exporter, tmp_path) -> None:
     stack, service = observed
     requests = exporter.counter(METRIC, "requests by service and status", ("service", "status"))
     errors = {"per_tick": 0}
@@ -353,10 +353,30 @@ async def test_a_postmortem_from_alert_to_resolution(observed, prometheus, expor
     assert cause["rank"] == (named.index(service) + 1 if service in named else None)
     assert f"| Confirmed cause | **{service} (errors)** |" in text
 
+    # The CLI, from the log itself, writes the same document with its pictures beside it.
+    written = tmp_path / "postmortem.md"
+    cli = subprocess.run([sys.executable, "-m", "warroom", "postmortem", incident, "-o", str(written)], cwd=REPO_ROOT,
+                         env=stack.env, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    document_md = written.read_text(encoding="utf-8")
+    assert document_md.split("\n## Correlation\n")[0] == text.split("\n## Correlation\n")[0]
+    pictures = sorted(p.name for p in tmp_path.glob("postmortem-*.svg"))
+    for name in pictures:
+        assert f"]({name})" in document_md, name
+    charted = [f for run in document["correlation_runs"] for f in run["findings"] if f["evidence"].get("values")]
+    assert len([n for n in pictures if n != "postmortem-graph.svg"]) == len(charted)
+
     target = os.environ.get("WARROOM_POSTMORTEM_EXAMPLE")
     if target:
         path = Path(target) if Path(target).is_absolute() else REPO_ROOT / target
-        path.write_text(text, encoding="utf-8")
+        for stale in path.parent.glob(f"{path.stem}-*.svg"):
+            stale.unlink()
+        header = (f"<!-- Rendered by `WARROOM_POSTMORTEM_EXAMPLE={target} uv run python -m pytest "
+                  "tests/e2e/test_history.py -k postmortem`: an incident opened by an alert and correlated by a real "
+                  f"Prometheus, written by `warroom postmortem ID -o {path.name}`, its charts beside it. -->\n\n")
+        path.write_text(header + document_md.replace("](postmortem-", f"]({path.stem}-"), encoding="utf-8")
+        for name in pictures:
+            (path.parent / name.replace("postmortem-", f"{path.stem}-")).write_bytes((tmp_path / name).read_bytes())
 
 
 async def _above(prometheus, expr: str, threshold: float) -> bool:

@@ -111,6 +111,17 @@ def test_the_timeline_says_who_did_what_in_order() -> None:
     assert "| 2025-04-02 14:42:00 UTC | alice | Status mitigated → resolved: error rate normal for 25m |" in text
 
 
+def test_a_runs_progress_folds_into_the_line_of_its_start() -> None:
+    text = render(build(script()))
+    timeline = text.split("## Timeline")[1].split("\n## ")[0]
+    assert "| system:warroom | Correlation started over prometheus, loki — 2 sources (1 unavailable), " \
+           "1 finding, 4s |" in timeline
+    for folded in ("prometheus: querying", "prometheus succeeded", "loki unavailable", "prometheus finding"):
+        assert folded not in timeline, folded
+    assert "| Correlation partial; top hypothesis: Error spike" in timeline  # hypotheses stand on their own
+    assert "loki unavailable" not in timeline and "| loki | unavailable |" in text  # the run's section has it all
+
+
 def test_findings_show_their_evidence_queries_and_hypotheses_are_ranked() -> None:
     text = render(build(script()))
     assert f"Query: `{QUERY}`" in text
@@ -190,7 +201,9 @@ def test_json_carries_the_same_facts() -> None:
     assert data["durations"]["time_to_resolve_s"] == 2520.0
     assert data["incident"]["status"] == "resolved" and data["opened_severity"] == "high"
     assert data["timeline"][9] == {"at": "2025-04-02T14:02:10Z", "version": 10, "type": "IncidentAcknowledged",
-                                   "actor": "bob", "summary": "Acknowledged by bob"}
+                                   "actor": "bob", "summary": "Acknowledged by bob", "run_id": None}
+    assert {e["run_id"] for e in data["timeline"][2:9] if e["type"].startswith(("Correlation", "Finding"))} == {str(RUN)}
+    assert data["hypotheses_run_id"] == str(RUN)
     assert data["correlation_runs"][0]["findings"][0]["evidence"]["query"] == QUERY
     assert data["contributing_factors"] == [] and data["action_items"] == []
     assert data["log"]["valid"] is True

@@ -31,12 +31,12 @@ function query(params) {
 }
 
 /**
- * `api.get(path, params)` and `api.post(path, body)`, resolving to `{status, body}`.
+ * `api.get(path, params)`, `api.svg(path)` and `api.post(path, body)`, resolving to `{status, body}`.
  * A 401 also calls `onUnauthorized(error)` so the page can ask for a new token.
  */
 export function createApi(token, onUnauthorized) {
-  async function call(method, path, params, body) {
-    const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+  async function call(method, path, params, body, accept = "application/json") {
+    const headers = { Authorization: `Bearer ${token}`, Accept: accept };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
@@ -48,6 +48,7 @@ export function createApi(token, onUnauthorized) {
       throw new ApiError(0, { detail: "The gateway cannot be reached." });
     }
     const text = await response.text();
+    if (response.ok && accept !== "application/json") return { status: response.status, body: text };
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -64,6 +65,8 @@ export function createApi(token, onUnauthorized) {
   return {
     token,
     get: (path, params) => call("GET", path, params),
+    /** An SVG document the gateway draws, as text. */
+    svg: (path) => call("GET", path, undefined, undefined, "image/svg+xml"),
     post: (path, body) => call("POST", path, undefined, body ?? {}),
   };
 }

@@ -4,8 +4,10 @@
 
 import { Actions } from "./actions.js";
 import { coalesced, fill, h, perFrame } from "./dom.js";
+import { Pictures } from "./pictures.js";
 import { badge, shortId } from "./format.js";
 import * as sections from "./sections.js";
+import { timeline } from "./timeline.js";
 
 const CORRELATION_EVENTS = new Set([
   "CorrelationStarted", "CorrelationSourceStarted", "CorrelationSourceCompleted", "CorrelationCompleted",
@@ -20,6 +22,7 @@ export class IncidentView {
     this.id = null;
     this.dirty = new Set();
     this.openDetails = new Set();
+    this.pictures = new Pictures(() => this.api, report);
     this.draw = perFrame(() => this.redraw());
     const failed = (what) => (error) => {
       if (error.status !== 401) this.report(`Could not load ${what}: ${error.describe ? error.describe() : error}`);
@@ -47,6 +50,7 @@ export class IncidentView {
     this.missing = false;
     this.drawnCause = undefined;
     this.openDetails.clear();
+    this.pictures.clear();
     if (!id) {
       fill(this.root, this.emptyText);
       return;
@@ -244,16 +248,31 @@ export class IncidentView {
     }
     if (dirty.has("timeline")) {
       fill(this.parts.notes, sections.notes(this.entries));
-      fill(this.parts.timeline, sections.timeline(this.entries));
+      this.restoring(this.parts.timeline, () => timeline(this.entries));
     }
     if (dirty.has("correlation")) {
       this.drawnCause = JSON.stringify(incident?.root_cause ?? null);
       this.restoring(this.parts.correlation, () => sections.correlation(this.runs, {
         cause: incident?.root_cause ?? null,
         confirmButton: (hypothesis, confirmed) => this.actions.confirmButton(hypothesis, confirmed),
+        graph: (run) => this.graphOf(run),
       }));
     }
-    if (dirty.has("findings")) this.restoring(this.parts.findings, () => sections.findings(this.findings));
+    if (dirty.has("findings")) {
+      this.restoring(this.parts.findings, () => sections.findings(this.findings, { chart: (f) => this.chartOf(f) }));
+    }
+  }
+
+  /** A finding's chart; it marks the deploys and restarts of its run, so a run's new finding redraws it. */
+  chartOf(f) {
+    const ofRun = this.findings.filter((other) => other.run_id === f.run_id).length;
+    return this.pictures.slot(f.chart, `${f.chart}|${ofRun}`, { label: `chart of ${f.kind}`, kind: "chart" });
+  }
+
+  /** A run's part of the service graph; it marks the confirmed cause. */
+  graphOf(run) {
+    const cause = this.incident?.root_cause?.service ?? "";
+    return this.pictures.slot(run.graph, `${run.graph}|${cause}`, { label: "service graph", kind: "graph" });
   }
 
   /** Redraw `el`, keeping open the <details> the person opened (by their data-key). */

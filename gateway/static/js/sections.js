@@ -1,7 +1,7 @@
 // The read-only parts of the incident view, each drawn from data alone.
 
 import { h } from "./dom.js";
-import { badge, duration, label, millis, percent, shortId, typeLabel, when } from "./format.js";
+import { badge, duration, label, millis, percent, shortId, when } from "./format.js";
 
 function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.map(([term, value]) => [h("dt", null, term), h("dd", null, value)]));
@@ -56,10 +56,12 @@ export function impact(incident) {
  * incident's confirmed root cause; `confirmButton(hypothesis, confirmed)` gives the
  * one-click confirm of a hypothesis, or null where the person may not confirm.
  */
-export function correlation(runs, { cause = null, confirmButton = () => null } = {}) {
+export function correlation(runs, { cause = null, confirmButton = () => null, graph = () => null } = {}) {
   if (!runs.length) return h("p", { class: "muted" }, "No correlation run yet.");
   const [latest, ...earlier] = runs;
-  const draw = (r) => run(r, { cause, confirmButton });
+  // The service graph of the newest run whose hypotheses name suspects.
+  const graphed = runs.find((r) => r.graph);
+  const draw = (r) => run(r, { cause, confirmButton, graph: r === graphed ? graph : () => null });
   return [
     draw(latest),
     earlier.length
@@ -81,7 +83,8 @@ function run(r, options) {
       h("thead", null, h("tr", null,
         ["Source", "State", "Attempts", "Duration"].map((name) => h("th", { scope: "col" }, name)))),
       r.sources.map((s) => source(s, r.run_id))),
-    hypotheses(r.hypotheses, options));
+    hypotheses(r.hypotheses, options),
+    r.graph ? options.graph(r) : null);
 }
 
 /** One source: a row of facts, and under it, full width, its error or its queries. */
@@ -162,39 +165,52 @@ export function rootCause(incident) {
 
 // -- findings --------------------------------------------------------------------------
 
-export function findings(list) {
+/** Findings, most confident first; `chart(finding)` gives the chart of one whose evidence holds a series. */
+export function findings(list, { chart = () => null } = {}) {
   if (!list.length) return h("p", { class: "muted" }, "No findings yet.");
-  return h("ol", { class: "findings" }, list.map(finding));
+  return h("ol", { class: "findings" }, list.map((f) => finding(f, chart)));
 }
 
-function finding(f) {
-  const { query, window, links, ...rest } = f.evidence || {};
-  return h("li", { class: "finding", dataset: { findingId: f.finding_id } },
+function finding(f, chart) {
+  const { query, window, links, link, values, ...rest } = f.evidence || {};
+  const service = f.service || (typeof rest.service === "string" ? rest.service : null);
+  if (Array.isArray(values)) rest.values = `${values.length} points${f.chart ? " (drawn above)" : ""}`;
+  return h("li", { class: "finding", dataset: { findingId: f.finding_id, service: service ?? "" } },
     h("p", { class: "finding-head" },
       h("meter", { min: 0, max: 1, value: f.confidence, "aria-label": "confidence" }),
       h("span", { class: "confidence" }, percent(f.confidence)),
+      service ? h("strong", { class: "finding-service" }, service) : null,
       h("span", { class: "finding-source" }, `${f.source} · ${label(f.kind)}`),
       f.after_resolution ? h("span", { class: "badge late" }, "After resolution") : null),
     h("p", null, f.summary),
+    f.chart ? chart(f) : null,
     f.changed_at ? h("p", { class: "muted" }, "Changed at ", when(f.changed_at)) : null,
     query ? h("pre", { class: "query" }, h("code", null, typeof query === "string" ? query : JSON.stringify(query))) : null,
-    window ? h("p", { class: "muted" }, `Window: ${window}`) : null,
-    evidenceLinks(links),
+    window ? h("p", { class: "muted" }, "Window: ", interval(window)) : null,
+    evidenceLinks([].concat(link ?? [], Array.isArray(links) ? links : links && typeof links === "object" ? Object.values(links) : [])),
     Object.keys(rest).length
       ? h("details", { dataset: { key: `evidence:${f.finding_id}` } }, h("summary", null, "More evidence"),
         h("pre", null, h("code", null, JSON.stringify(rest, null, 2))))
       : null);
 }
 
-function evidenceLinks(links) {
-  const items = Array.isArray(links) ? links : links && typeof links === "object" ? Object.values(links) : [];
-  const safe = items.filter((link) => typeof link === "string" && /^https?:\/\//i.test(link));
-  if (!safe.length) return null;
-  return h("ul", { class: "links" }, safe.map((link) =>
-    h("li", null, h("a", { href: link, rel: "noreferrer noopener", target: "_blank" }, link))));
+/** An ISO 8601 interval ("start/end") as two times; anything else as written ("5m"). */
+function interval(text) {
+  const parts = typeof text === "string" ? text.split("/") : [];
+  if (parts.length !== 2 || parts.some((p) => Number.isNaN(Date.parse(p)))) return String(text);
+  return [when(parts[0]), " – ", when(parts[1])];
 }
 
-// -- from the timeline: alerts, notes, the timeline itself -------------------------------
+function evidenceLinks(items) {
+  const safe = items.filter((link) => typeof link === "string" && /^https?:\/\//i.test(link));
+  if (!safe.length) return null;
+  // A source's query link is a long URL: it reads as where it leads, in full on hover.
+  return h("ul", { class: "links" }, safe.map((link) =>
+    h("li", null, h("a", { href: link, title: link, rel: "noreferrer noopener", target: "_blank" },
+      `Open at ${new URL(link).host}`))));
+}
+
+// -- from the timeline: alerts, notes (the timeline itself: timeline.js) -----------------
 
 /** Alerts as the timeline tells them: attached, and resolved later or still firing. */
 export function alerts(entries, firing) {
@@ -230,17 +246,4 @@ export function notes(entries) {
   return h("ol", { class: "notes" }, list.slice().reverse().map((e) => h("li", { dataset: { version: e.version } },
     h("p", { class: "note-head" }, h("strong", null, e.data.author || e.actor?.id || "someone"), " · ", when(e.occurred_at)),
     h("p", { class: "note-text" }, e.data.text))));
-}
-
-export function timeline(entries) {
-  if (!entries.length) return h("p", { class: "muted" }, "Nothing yet.");
-  // Scrolls on its own, so it takes focus for keyboard scrolling.
-  return h("ol", { class: "timeline", reversed: true, tabindex: 0, "aria-label": "Timeline, newest first" }, entries.slice().reverse().map((e) =>
-    h("li", { dataset: { version: e.version, type: e.type } },
-      h("span", { class: "tl-when" }, when(e.occurred_at)),
-      h("span", { class: "tl-what" },
-        h("span", { class: "tl-type" }, typeLabel(e.type)),
-        h("span", null, e.summary || ""),
-        e.actor ? h("span", { class: "tl-actor muted" }, `${e.actor.kind} ${e.actor.id}`) : null),
-      h("span", { class: "tl-version muted", "aria-label": `version ${e.version}` }, `v${e.version}`))));
 }
