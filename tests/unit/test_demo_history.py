@@ -18,14 +18,6 @@ T0 = 1_800_000_000.0
 LABELS = {"job": history.JOB, "instance": "127.0.0.1:9464"}
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_one_sample_per_scrape_up_to_now_labelled_as_the_live_scrape_labels_them() -> None:
     shop = Shop(T0 - 600, seed=2)
     recorded = history.record(shop, T0, 5.0, LABELS)
@@ -63,8 +55,7 @@ def test_the_past_is_normal_traffic_and_the_counters_only_grow() -> None:
 
 
 def test_the_live_shop_starts_in_the_past_writes_it_and_keeps_its_schedule_from_now(tmp_path: Path) -> None:
-    clock = Clock(T0)
-    live = LiveShop(clock=clock, seed=1, past_s=history.HISTORY_S)
+    live = LiveShop(clock=lambda: T0, seed=1, past_s=history.HISTORY_S)
     path = tmp_path / "history.om"
 
     written = live.write_past(path, LABELS)

@@ -7,9 +7,10 @@ token. The worker's correlation is pointed at that Prometheus and tuned to the s
 (`correlation_overrides`). Ports are chosen before the core stack starts (the worker must
 know where Prometheus will be); the processes start once it is ready. Before Prometheus
 starts, its TSDB is filled with the hour of normal traffic the shop generated for its past
-(`warroom.demo.history`), so the first faults are judged against a baseline. Without the Debian binaries it says how to get them and runs
-the rest. Where everything runs is written to `DATA_DIR/demo.json`, which `warroom demo
-fault --data-dir` and `warroom doctor --data-dir` read.
+(`warroom.demo.history`), so the first faults are judged against a baseline. Without the
+Debian binaries it says how to get them and runs the rest. Where everything runs is
+written to `DATA_DIR/demo.json`, which `warroom demo fault --data-dir` and `warroom doctor
+--data-dir` read.
 """
 
 from __future__ import annotations
