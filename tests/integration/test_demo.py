@@ -1,7 +1,9 @@
 """The demo shop against Debian's real Prometheus and Alertmanager: a fault on a leaf
 fires the alert rules (on it and, through the physics, on its callers), Alertmanager
-delivers them to a real local webhook receiver, and `clear` sends the resolution. Also the
-shop's HTTP control and `warroom demo fault` talking to it."""
+delivers them to a real local webhook receiver, and `clear` sends the resolution. The
+shop's generated past, backfilled with promtool, is continued by the live scrape and
+answers every signal correlation reads. Also the shop's HTTP control and `warroom demo
+fault` talking to it."""
 
 from __future__ import annotations
 
@@ -19,9 +21,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.receiver import Receiver
 from harness.servers import REPO_ROOT, start_or_give_up
 from harness.waiting import wait_for
+from streams.correlation.signals import signal_queries
+from warroom.demo import history
+from warroom.demo.shop import SERVICES
 from warroom.demo.shop_server import LiveShop, ShopServer
-from warroom.demo.stack import alert_rules, start_demo_alertmanager, start_demo_prometheus
-from warroom.servers import HttpServer
+from warroom.demo.stack import (
+    alert_rules,
+    correlation_overrides,
+    start_demo_alertmanager,
+    start_demo_prometheus,
+    with_overrides,
+)
+from warroom.servers import HttpServer, ServerUnavailable, backfill_openmetrics
+from warroom.settings import load_settings
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,8 +72,9 @@ def prometheus(tmp_path: Path, shop: ShopServer, alertmanager: HttpServer) -> It
     server.stop()
 
 
-def query(prometheus: HttpServer, expr: str) -> list[dict]:
-    response = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=5)
+def query(prometheus: HttpServer, expr: str, at: float | None = None) -> list[dict]:
+    params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+    response = httpx.get(f"{prometheus.url}/api/v1/query", params=params, timeout=5)
     response.raise_for_status()
     return response.json()["data"]["result"]
 
@@ -128,6 +141,42 @@ def test_latency_and_a_crash_loop_fire_their_own_rules(shop: ShopServer, prometh
     assert float(p95[0]["value"][1]) > 1.0  # payments' added 1.2 s is checkout's too
     cpu = query(prometheus, 'max(rate(process_cpu_seconds_total{service="payments"}[20s]))')
     assert float(cpu[0]["value"][1]) > 0.8  # saturated: the faulty service burns a core, its callers only wait
+
+
+def test_the_generated_past_is_backfilled_and_the_live_scrape_continues_its_series(tmp_path: Path) -> None:
+    live = LiveShop(seed=4, scheduled=False, past_s=history.HISTORY_S)
+    shop = ShopServer(live)
+    past = tmp_path / "history.om"
+    live.write_past(past, {"job": history.JOB, "instance": shop.target})
+    shop.start()
+    try:
+        try:
+            backfill_openmetrics(past, tmp_path / "prometheus" / "tsdb", tmp_path / "promtool.log")
+        except ServerUnavailable as err:
+            from harness.servers import server_unavailable
+
+            server_unavailable("promtool (apt-get install prometheus)", err)
+        prometheus = start_or_give_up("Prometheus", lambda: start_demo_prometheus(
+            tmp_path / "prometheus", shop=shop.target, alertmanager=None))
+        try:
+            scrapes = history.HISTORY_S / history.SCRAPE_INTERVAL_S
+            served = 'http_requests_total{service="payments",status="200"}'
+            # One series: the live scrape's labels are the generated ones, so it carries on.
+            continued = wait_for(lambda: (got := query(prometheus, f"count_over_time({served}[2h])"))
+                                 and float(got[0]["value"][1]) > scrapes + 2 and got,
+                                 timeout=60, interval=0.5, message="live scrapes adding to the generated series")
+            assert len(continued) == 1 and continued[0]["metric"]["instance"] == shop.target
+            assert float(query(prometheus, served, at=live.started_at - 3540)[0]["value"][1]) > 0
+            # Every signal the demo's correlation reads answers for every service, in the past.
+            settings = with_overrides(load_settings(), correlation_overrides(prometheus.url)).correlation.prometheus
+            for service in SERVICES:
+                for name, expr in signal_queries(settings, service).items():
+                    assert query(prometheus, expr, at=live.started_at - 2700), f"{name} of {service}: no series"
+            assert query(prometheus, "ALERTS") == []  # normal traffic, then and now
+        finally:
+            prometheus.stop()
+    finally:
+        shop.close()
 
 
 def test_promtool_accepts_the_rules(tmp_path: Path) -> None:

@@ -10,8 +10,20 @@ from pathlib import Path
 import pytest
 
 from warroom.cli import main
-from warroom.demo.stack import NoDemo, alert_rules, as_env, plan, running_demo, with_running_demo
-from warroom.settings import load_settings
+from warroom.demo.faults import Schedule
+from warroom.demo.history import HISTORY_S
+from warroom.demo.stack import (
+    RULE_WINDOW,
+    NoDemo,
+    alert_rules,
+    as_env,
+    correlation_overrides,
+    plan,
+    running_demo,
+    with_running_demo,
+)
+from warroom.settings import Signal, load_settings
+from warroom.templates import seconds
 
 
 def test_an_unknown_service_is_refused_naming_the_shops_services(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,12 +73,23 @@ def test_the_worker_gets_the_demos_prometheus_as_real_settings(tmp_path: Path, m
     settings = load_settings()
     assert settings.correlation.prometheus.url == run.prometheus_url
     assert settings.correlation.prometheus.service_label == "service"
+    demo = correlation_overrides(run.prometheus_url)["correlation"]
+    assert (settings.correlation.window, settings.correlation.settle, settings.correlation.baseline) == (
+        demo["window"], demo["settle"], demo["baseline"])
+    signals = settings.correlation.prometheus.signals
+    assert set(signals) == {"errors", "latency", "traffic", "saturation", "restarts", "deploys"}
+    assert all(isinstance(signal, Signal) for signal in signals.values())
+    assert signals["traffic"].worse == "down" and settings.correlation.prometheus.volume == "traffic"
+    # The shop writes its past for the Prometheus that will read it.
+    assert run.shop_argv()[-2:] == ["--history-file", str(tmp_path / "demo" / "history.om")]
     # `warroom doctor --data-dir` sees the same settings as that worker.
     (tmp_path / "demo.json").write_text(json.dumps({"pid": os.getpid(), "prometheus": "http://127.0.0.1:9"}))
     (tmp_path / "stack.json").write_text(json.dumps({"pid": os.getpid()}))
     monkeypatch.delenv("WARROOM_CORRELATION__PROMETHEUS__URL")
-    seen = with_running_demo(load_settings(), tmp_path).correlation.prometheus
-    assert (seen.url, seen.service_label) == ("http://127.0.0.1:9", "service")
+    seen = with_running_demo(load_settings(), tmp_path).correlation
+    assert (seen.prometheus.url, seen.prometheus.service_label) == ("http://127.0.0.1:9", "service")
+    assert seen.model_dump() == settings.correlation.model_dump() | {
+        "prometheus": settings.correlation.prometheus.model_dump() | {"url": "http://127.0.0.1:9"}}
 
 
 def test_without_the_debian_binaries_the_plan_leaves_them_out_and_correlation_unconfigured(
@@ -91,3 +114,26 @@ def test_the_rules_alert_per_service_after_the_for_duration_given() -> None:
         assert rule["for"] == "30s" and rule["labels"]["severity"] in ("critical", "high")
         assert "service" in rule["annotations"]["summary"]
     assert "sum by (service)" in rules[0]["expr"] and "by (service, le)" in rules[1]["expr"]
+
+
+def test_each_rule_names_the_signal_correlation_reads_for_it() -> None:
+    rules = alert_rules()["groups"][0]["rules"]
+    signals = correlation_overrides("http://p:9090")["correlation"]["prometheus"]["signals"]
+    assert {r["alert"]: r["labels"]["signal"] for r in rules} == {
+        "HighErrorRate": "errors", "HighLatency": "latency", "CrashLooping": "restarts"}
+    assert {r["labels"]["signal"] for r in rules} <= set(signals)
+    assert load_settings().correlation.symptom_signal_label == "signal"
+
+
+def test_the_analysis_window_reaches_back_past_a_faults_onset_but_not_into_the_fault_before() -> None:
+    corr = correlation_overrides("http://p:9090")["correlation"]
+    schedule = Schedule(0)
+    rate_range = seconds(corr["prometheus"]["window"])
+    assert rate_range == seconds(RULE_WINDOW)
+    # The previous scheduled fault leaves the rates `rate_range` after its clear; the next
+    # begins `gap_s` after that clear, and its first alert starts later still.
+    assert seconds(corr["window"]) <= schedule.gap_s - rate_range
+    # The slowest first alert of a fault (a crash loop's second start, ~35 s in) is well inside.
+    assert seconds(corr["window"]) >= 2 * 35
+    # The generated past holds the first fault's whole baseline.
+    assert seconds(corr["baseline"]) + seconds(corr["window"]) <= HISTORY_S

@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     shop.add_argument("--port", type=int, default=0, help="default: any free port (printed)")
     shop.add_argument("--seed", type=int, default=0, help="the same seed gives the same traffic")
     shop.add_argument("--faults", choices=("on", "off"), default="on", help="inject faults on a schedule")
+    shop.add_argument("--history-file", type=Path, default=None,
+                      help="before serving, live through the last hour of normal traffic and write it to this file "
+                           "as OpenMetrics (job=\"demo-shop\", this address as instance), for "
+                           "`promtool tsdb create-blocks-from openmetrics`")
     shop.set_defaults(func=_cmd_shop)
 
 
@@ -63,4 +67,4 @@ def _cmd_fault(args: argparse.Namespace) -> int:
 def _cmd_shop(args: argparse.Namespace) -> int:
     from warroom.demo.shop_server import serve
 
-    return serve(args.host, args.port, seed=args.seed, scheduled=args.faults == "on")
+    return serve(args.host, args.port, seed=args.seed, scheduled=args.faults == "on", history_file=args.history_file)

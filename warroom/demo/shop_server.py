@@ -7,7 +7,9 @@
 - `GET /healthz`: 200 once serving.
 
 A thread moves the shop along in real time and carries out the fault schedule when it
-is on. SIGTERM or SIGINT stops it.
+is on. With a history file, the shop first lives through its last hour of normal traffic
+and writes what Prometheus would have scraped to that file (`history`), then serves.
+SIGTERM or SIGINT stops it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from warroom.demo import history
 from warroom.demo.exposition import exposition, registry_for
 from warroom.demo.faults import Schedule, UnknownFault, check, heal, inject
 from warroom.demo.shop import Shop
@@ -36,14 +40,16 @@ PROBLEM = "application/problem+json"
 
 class LiveShop:
     """The shop on a clock, with its schedule (None: faults only by hand), safe to use
-    from several threads."""
+    from several threads. With `past_s`, the shop's processes started that long before
+    now and its traffic up to now is still to be served (`write_past`); the schedule
+    counts from now."""
 
     def __init__(self, *, seed: int = 0, scheduled: bool = True, clock: Callable[[], float] = time.time,
-                 schedule: Schedule | None = None) -> None:
+                 schedule: Schedule | None = None, past_s: float = 0.0) -> None:
         self.clock = clock
-        now = clock()
+        now = self.started_at = clock()
         self.lock = threading.Lock()
-        self.shop = Shop(now, seed=seed)
+        self.shop = Shop(now - past_s, seed=seed)
         self.schedule = schedule or (Schedule(now) if scheduled else None)
         self.registry = registry_for(self.shop, self.lock, clock, self._catch_up)
 
@@ -75,6 +81,12 @@ class LiveShop:
             if self.schedule is not None:
                 self.schedule.noticed(service, kind, now)
             return self._state(now)
+
+    def write_past(self, path: Path, labels: dict[str, str]) -> history.Backfilled:
+        """Serve the traffic from the shop's start to `started_at`, writing each scrape of
+        it to `path` as OpenMetrics (`history.write`)."""
+        with self.lock:
+            return history.write(self.shop, self.started_at, path, labels)
 
     def tick(self) -> None:
         """Move the shop to now."""
@@ -199,13 +211,21 @@ def _handler(live: LiveShop) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(host: str, port: int, *, seed: int, scheduled: bool) -> int:
-    """Run the shop until SIGTERM or SIGINT; return the exit status."""
-    server = ShopServer(LiveShop(seed=seed, scheduled=scheduled), host, port).start()
+def serve(host: str, port: int, *, seed: int, scheduled: bool, history_file: Path | None = None) -> int:
+    """Run the shop until SIGTERM or SIGINT; return the exit status. With `history_file`,
+    its last `history.HISTORY_S` of normal traffic go there first, labelled as a scrape
+    job `history.JOB` of this address would label them."""
+    live = LiveShop(seed=seed, scheduled=scheduled, past_s=history.HISTORY_S if history_file else 0.0)
+    server = ShopServer(live, host, port)
+    if history_file is not None:
+        began = time.monotonic()
+        written = live.write_past(history_file, {"job": history.JOB, "instance": server.target})
+        log.info("the last %.0f min of traffic (%d series, %d samples) written to %s in %.1fs",
+                 history.HISTORY_S / 60, written.series, written.samples, history_file, time.monotonic() - began)
+    server.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    live = server.live
     when = live.schedule.next if live.schedule is not None else None
     log.info("demo shop on %s/metrics; %s", server.url,
              f"first fault ({when.kind} on {when.service}) in {when.at - live.clock():.0f}s" if when

@@ -3,11 +3,14 @@
 The shop (`warroom demo shop`, a supervised child like the worker), Debian's Prometheus
 scraping it every few seconds and evaluating `alert_rules`, and Debian's Alertmanager
 delivering those alerts to the gateway's `POST /v1/alerts/alertmanager` with an `ingest`
-token. The worker's correlation is pointed at that Prometheus. Ports are chosen before
-the core stack starts (the worker must know where Prometheus will be); the processes
-start once it is ready. Without the Debian binaries it says how to get them and runs
-the rest. Where everything runs is written to `DATA_DIR/demo.json`, which `warroom demo
-fault --data-dir` and `warroom doctor --data-dir` read.
+token. The worker's correlation is pointed at that Prometheus and tuned to the shop
+(`correlation_overrides`). Ports are chosen before the core stack starts (the worker must
+know where Prometheus will be); the processes start once it is ready. Before Prometheus
+starts, its TSDB is filled with the hour of normal traffic the shop generated for its past
+(`warroom.demo.history`), so the first faults are judged against a baseline. Without the
+Debian binaries it says how to get them and runs the rest. Where everything runs is
+written to `DATA_DIR/demo.json`, which `warroom demo fault --data-dir` and `warroom doctor
+--data-dir` read.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_settings import BaseSettings
 
 from warroom.demo.faults import Schedule
+from warroom.demo.history import HISTORY_S, JOB, SCRAPE_INTERVAL_S
 from warroom.demo.shop import SHOP
-from warroom.servers import HttpServer, Server, ServerError, ServerUnavailable, free_port
+from warroom.servers import HttpServer, Server, ServerError, ServerUnavailable, backfill_openmetrics, free_port
 from warroom.servers.prometheus import (
     alertmanager_binary,
     http_ready,
@@ -40,7 +45,7 @@ M = TypeVar("M", bound=BaseModel)
 DEMO_FILE = "demo.json"
 INSTALL_HINT = ("apt-get install prometheus prometheus-alertmanager "
                 "(or run `scripts/dev up` as root, which installs them)")
-SCRAPE_INTERVAL = "5s"
+SCRAPE_INTERVAL = f"{SCRAPE_INTERVAL_S:g}s"
 RULE_FOR = "30s"
 RULE_WINDOW = "1m"
 ERROR_RATIO = 0.05
@@ -51,24 +56,26 @@ INGEST_TOKEN_TTL_S = 30 * 24 * 3600
 
 def alert_rules(rule_for: str = RULE_FOR, window: str = RULE_WINDOW) -> dict[str, Any]:
     """Prometheus alerting rules over the shop's metrics, one alert per service and kind of
-    trouble: 5xx ratio, p95 latency, and a process that keeps restarting."""
-    def rule(name: str, expr: str, severity: str, summary: str, description: str) -> dict[str, Any]:
-        return {"alert": name, "expr": expr, "for": rule_for, "labels": {"severity": severity},
+    trouble: 5xx ratio, p95 latency, and a process that keeps restarting. Each names the
+    correlation signal it is about in its `signal` label (`correlation.symptom_signal_label`),
+    so ranking explains that signal of the incident's service."""
+    def rule(name: str, expr: str, severity: str, signal: str, summary: str, description: str) -> dict[str, Any]:
+        return {"alert": name, "expr": expr, "for": rule_for, "labels": {"severity": severity, "signal": signal},
                 "annotations": {"summary": summary, "description": description}}
 
     total = f"sum by (service) (rate(http_requests_total[{window}]))"
     return {"groups": [{"name": "warroom-demo-shop", "rules": [
         rule("HighErrorRate",
              f'sum by (service) (rate(http_requests_total{{status=~"5.."}}[{window}])) / {total} > {ERROR_RATIO:g}',
-             "critical", f"5xx above {ERROR_RATIO:.0%} on {{{{ $labels.service }}}}",
+             "critical", "errors", f"5xx above {ERROR_RATIO:.0%} on {{{{ $labels.service }}}}",
              "{{ $labels.service }} answers {{ $value | humanizePercentage }} of its requests with 5xx"),
         rule("HighLatency",
              "histogram_quantile(0.95, sum by (service, le) "
              f"(rate(http_request_duration_seconds_bucket[{window}]))) > {LATENCY_P95_S:g}",
-             "high", f"p95 latency above {LATENCY_P95_S:g}s on {{{{ $labels.service }}}}",
+             "high", "latency", f"p95 latency above {LATENCY_P95_S:g}s on {{{{ $labels.service }}}}",
              "{{ $labels.service }} answers 5% of its requests in more than {{ $value | humanizeDuration }}"),
         rule("CrashLooping", "changes(process_start_time_seconds[2m]) >= 2",
-             "high", "{{ $labels.service }} keeps restarting",
+             "high", "restarts", "{{ $labels.service }} keeps restarting",
              "{{ $labels.service }} started {{ $value }} times in 2 minutes"),
     ]}]}
 
@@ -95,20 +102,76 @@ def start_demo_prometheus(data_dir: Path, *, shop: str, alertmanager: str | None
     rules = data_dir / "rules.yml"
     rules.write_text(json.dumps(alert_rules(rule_for, rule_window), indent=2) + "\n")  # JSON is YAML
     return start_prometheus(data_dir, scrape_targets=[shop], scrape_interval=scrape_interval, host=host,
-                            port=port, job="demo-shop", rule_files=[rules],
+                            port=port, job=JOB, rule_files=[rules],
                             alertmanagers=[alertmanager] if alertmanager else ())
 
 
+# The shop's service graph counts every call by the callee's name (`server`), whether the
+# callee answered or was down: what a service was asked to do, and how much of it failed.
+_CALLS = 'sum(rate(traces_service_graph_request_total{{server="{service}"}}[{window}]))'
+_FAILED_CALLS = 'sum(rate(traces_service_graph_request_failed_total{{server="{service}"}}[{window}]))'
+_SERVED = 'sum(rate(http_requests_total{{{label}="{service}"}}[{window}]))'
+_SERVED_5XX = 'sum(rate(http_requests_total{{{label}="{service}",status=~"5.."}}[{window}]))'
+
+
+def demo_signals() -> dict[str, dict[str, Any]]:
+    """What correlation reads of each shop service (`correlation.prometheus.signals`).
+
+    Ranking weighs a signal's excess by the requests it touched (`traffic`, the volume) to
+    decide whether a callee accounts for its caller, so each signal is chosen for that sum
+    to mean what the requests suffered:
+
+    - `errors`: the share of the calls to the service that failed, from the service graph
+      (the entry service, which nobody calls, by its own 5xx): × calls, failed requests per
+      second. A crashed process counts none of its refused calls itself; its callers do.
+    - `latency`: the mean time to answer: × requests, the seconds waited per second,
+      which a slow callee adds in full to the callers that waited for it. (A p95 does not
+      add up: a caller sending a quarter of its requests to a slow callee has a p95 nearly
+      as high on four times the requests.) The alert rule stays on the p95.
+    - `traffic` (the volume, worse going down): the calls the service was asked to serve,
+      surviving its restarts; the entry service's own count.
+    - `saturation` (CPU), `restarts` (changes of the start time) and `deploys` (how many
+      versions ran within the rate range: 2 just after a rollout).
+    """
+    return {
+        "errors": {"query": f"({_FAILED_CALLS} / {_CALLS}) or (({_SERVED_5XX} or vector(0)) / {_SERVED})"},
+        "latency": {"query": 'sum(rate(http_request_duration_seconds_sum{{{label}="{service}"}}[{window}]))'
+                             ' / sum(rate(http_request_duration_seconds_count{{{label}="{service}"}}[{window}]))'},
+        "traffic": {"query": f"{_CALLS} or {_SERVED}", "worse": "down"},
+        "saturation": {"query": 'max(rate(process_cpu_seconds_total{{{label}="{service}"}}[{window}]))'},
+        "restarts": {"query": 'sum(changes(process_start_time_seconds{{{label}="{service}"}}[{window}]))'},
+        "deploys": {"query": 'count(count_over_time(build_info{{{label}="{service}"}}[{window}]))'},
+    }
+
+
 def correlation_overrides(prometheus_url: str) -> dict[str, Any]:
-    """The settings the demo gives correlation: its Prometheus, and the shop's label."""
-    return {"correlation": {"prometheus": {"url": prometheus_url, "service_label": "service"}}}
+    """The settings the demo gives correlation: its Prometheus, the shop's label and
+    signals, and a time scale for faults that last minutes.
+
+    - `prometheus.window` (the range of rate() and changes()) 1m, as the alert rules':
+      a fault shows in full a minute after it began; `step` 15 s (three scrapes).
+    - `window` 90 s before the first alert's start: every demo fault begins at most about
+      40 s before its first alert, and the one before it (the schedule leaves 150 s of calm
+      after a clear) has left the 1-minute rates by then, so it is not taken for a cause.
+    - `settle` 1m: what the callers showed a few steps after the alert is seen too.
+    - `baseline` 30m: 120 steps, three swells of the traffic's 10-minute wave; the
+      generated hour of history holds it from the first fault on.
+    """
+    return {"correlation": {
+        "window": "90s", "settle": "1m", "baseline": "30m",
+        "prometheus": {"url": prometheus_url, "service_label": "service", "window": "1m", "step": "15s",
+                       "signals": demo_signals(), "volume": "traffic"}}}
 
 
 def with_overrides(model: M, overrides: dict[str, Any]) -> M:
-    """`model` (a settings model) with nested `overrides` applied, the rest kept."""
-    update = {key: with_overrides(getattr(model, key), value) if isinstance(value, dict) else value
+    """`model` (a settings model) with nested `overrides` applied, the rest kept; every
+    section changed is validated again (a signal given as a dict becomes a `Signal`)."""
+    update = {key: with_overrides(getattr(model, key), value)
+              if isinstance(value, dict) and isinstance(getattr(model, key), BaseModel) else value
               for key, value in overrides.items()}
-    return model.model_copy(update=update)
+    if isinstance(model, BaseSettings):  # validating it again would read the environment again
+        return model.model_copy(update=update)
+    return type(model).model_validate(model.model_dump() | update)
 
 
 def with_running_demo(settings: Settings, data_dir: Path) -> Settings:
@@ -149,6 +212,7 @@ class DemoRun:
     missing: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     started: dict[str, str] = field(default_factory=dict)
+    history_error: str | None = None
 
     @property
     def prometheus_url(self) -> str | None:
@@ -159,9 +223,15 @@ class DemoRun:
         url = self.prometheus_url
         return as_env(correlation_overrides(url)) if url else {}
 
+    @property
+    def history_file(self) -> Path | None:
+        """Where the shop writes its generated past, when a Prometheus will read it."""
+        return self.root / "history.om" if self.prometheus_port else None
+
     def shop_argv(self) -> list[str]:
+        history = ["--history-file", str(self.history_file)] if self.history_file else []
         return [sys.executable, "-m", "warroom", "demo", "shop", "--host", self.host, "--port", str(self.shop_port),
-                "--faults", "on" if self.scheduled else "off"]
+                "--faults", "on" if self.scheduled else "off", *history]
 
     def start(self, servers: list[Server], components: list[Any], *, ingest_token: str) -> None:
         """Start the shop, Alertmanager and Prometheus, appending each to `servers` or
@@ -182,12 +252,17 @@ class DemoRun:
                 self.root / "alertmanager", webhook_url=f"{self.gateway_url}/v1/alerts/alertmanager",
                 token=ingest_token, port=self.alertmanager_port, host=self.host))
         if self.prometheus_port:
+            self._backfill()
             alertmanager = f"{self.host}:{self.alertmanager_port}" if "alertmanager" in self.started else None
             self._server(servers, "prometheus", lambda: start_demo_prometheus(
                 self.root / "prometheus", shop=f"{self.host}:{self.shop_port}", alertmanager=alertmanager,
                 port=self.prometheus_port, host=self.host))
         if "prometheus" in self.started:
-            _say(f"Prometheus {self.started['prometheus']} (rules: HighErrorRate, HighLatency, CrashLooping)")
+            _say(f"Prometheus {self.started['prometheus']} (rules: HighErrorRate, HighLatency, CrashLooping; "
+                 f"{'no history' if self.history_error else f'history: the last {HISTORY_S / 60:.0f} min generated'})")
+            if self.history_error:
+                _say(f"the shop's past could not be backfilled, so the first faults have no baseline to be "
+                     f"judged against: {self.history_error}")
         if "alertmanager" in self.started:
             _say(f"Alertmanager {self.started['alertmanager']} → {self.gateway_url}/v1/alerts/alertmanager")
         for name, why in self.failed.items():
@@ -200,6 +275,22 @@ class DemoRun:
             {"pid": os.getpid(), **self.started,
              "children": {"demo-shop": shop.process.pid if shop.process else None}
              | {s.name: s.pid for s in servers if s.name in self.started}}, indent=2))
+
+    def _backfill(self) -> None:
+        """The shop's generated past into a fresh TSDB for Prometheus. The log of a
+        `warroom up` lives as long as it does, and so do the demo's metrics: an earlier
+        run's would overlap this run's past under another scrape address."""
+        tsdb = self.root / "prometheus" / "tsdb"
+        shutil.rmtree(tsdb, ignore_errors=True)
+        history = self.history_file
+        assert history is not None
+        try:
+            backfill_openmetrics(history, tsdb, self.root / "promtool.log")
+        except (ServerUnavailable, ServerError) as err:  # Prometheus still runs, from now on
+            shutil.rmtree(tsdb, ignore_errors=True)
+            self.history_error = str(err)
+        finally:
+            history.unlink(missing_ok=True)
 
     def _server(self, servers: list[Server], name: str, start: Any) -> None:
         try:
