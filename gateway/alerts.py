@@ -22,7 +22,7 @@ from contracts.common import UtcDatetime
 from gateway.auth import Ingest, User, Viewer
 from gateway.dead_letters import dead_letter_count
 from gateway.deps import BusDep, PoolDep, SettingsDep
-from gateway.fields import LabelKey, LabelValue
+from gateway.fields import MAX_INT4, NO_NUL, Labels, text, whole_number
 from gateway.incidents.routes import KnownIncident
 from gateway.problems import Problem, documented
 from streams.intake import group_key, refusal
@@ -52,12 +52,12 @@ class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: Literal["firing", "resolved"]
-    labels: dict[LabelKey, LabelValue] = Field(min_length=1)
-    annotations: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: Labels = Field(min_length=1)
+    annotations: Labels = Field(default_factory=dict)
     startsAt: UtcDatetime
     endsAt: UtcDatetime | None = None  # Alertmanager sends year 1 for "no end" (firing)
-    generatorURL: str = ""
-    fingerprint: str | None = Field(default=None, max_length=200)
+    generatorURL: text(0, 8_000) = ""
+    fingerprint: text(0, 200) | None = None
 
 
 class AlertmanagerPayload(BaseModel):
@@ -67,7 +67,7 @@ class AlertmanagerPayload(BaseModel):
 
     version: Literal["4"]
     groupKey: str
-    truncatedAlerts: int = Field(default=0, ge=0, strict=True)
+    truncatedAlerts: whole_number(0, MAX_INT4) = 0
     status: Literal["firing", "resolved"]
     receiver: str
     groupLabels: dict[str, str] = Field(default_factory=dict)
@@ -91,7 +91,23 @@ def from_alertmanager(alert: AlertmanagerAlert, source: str) -> Alert:
 # -- our own format -------------------------------------------------------------------
 
 _ONE = TypeAdapter(Alert)
-_ALERT_SCHEMA = Alert.model_json_schema()  # no nested models, so it stands alone inline
+
+
+def _storable_text(schema: Any) -> Any:
+    """`schema` documenting what `refusal` enforces: no text (key or value) holds a NUL."""
+    if isinstance(schema, list):
+        return [_storable_text(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    documented = {key: _storable_text(value) for key, value in schema.items()}
+    if documented.get("type") == "string" and "format" not in documented and "enum" not in documented:
+        documented["pattern"] = NO_NUL
+    if documented.get("type") == "object" and isinstance(documented.get("additionalProperties"), dict):
+        documented["propertyNames"] = {"pattern": NO_NUL}
+    return documented
+
+
+_ALERT_SCHEMA = _storable_text(Alert.model_json_schema())  # no nested models: it stands alone inline
 _BODY_SCHEMA = {
     "description": "one alert, or a list of alerts",
     "required": True,

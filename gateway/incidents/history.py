@@ -19,11 +19,11 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from contracts import Severity, Status
-from contracts.common import UtcDatetime
 from contracts.events import EventEnvelope
 from gateway.auth import Viewer
 from gateway.deps import EventLogDep, PoolDep
 from gateway.eventlog import EventLog, EventNotInLog
+from gateway.fields import Instant
 from gateway.incidents.routes import BASE, QUERY_ERRORS, KnownIncident, _incident
 from gateway.incidents.schemas import Incident
 from gateway.problems import Problem
@@ -106,7 +106,7 @@ def _decoded(values: list[bytes]) -> list[EventEnvelope]:
                                   "GET .../audit tells which") from None
 
 
-AsOf = Annotated[UtcDatetime | None, Query(
+AsOf = Annotated[Instant | None, Query(
     description="an RFC 3339 instant with an offset; the events recorded at or before it are folded "
                 "(default: now)")]
 

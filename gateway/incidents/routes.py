@@ -13,7 +13,13 @@ from fastapi.responses import JSONResponse
 
 from contracts import CommandBase, CommandOutcome, Severity, Status
 from contracts.commands import (
-    AcknowledgeIncident, AddNote, ChangeSeverity, ChangeStatus, ConfirmRootCause, OpenIncident, StartCorrelation,
+    AcknowledgeIncident,
+    AddNote,
+    ChangeSeverity,
+    ChangeStatus,
+    ConfirmRootCause,
+    OpenIncident,
+    StartCorrelation,
 )
 from gateway import cursor
 from gateway.auth import Responder, Viewer
@@ -24,9 +30,22 @@ from gateway.eventlog import EventNotInLog
 from gateway.fields import MAX_INT4, Name, text
 from gateway.incidents import queries
 from gateway.incidents.schemas import (
-    AddNoteBody, ChangeSeverityBody, ChangeStatusBody, CommandAccepted, CommandPending,
-    CorrelationRequested, CorrelationRun, Durations, Finding, Incident, IncidentPage, NoteAccepted,
-    OpenIncidentBody, RootCauseBody, SourceProgress, TimelineEntry,
+    AddNoteBody,
+    ChangeSeverityBody,
+    ChangeStatusBody,
+    CommandAccepted,
+    CommandPending,
+    CorrelationRequested,
+    CorrelationRun,
+    Durations,
+    Finding,
+    Incident,
+    IncidentPage,
+    NoteAccepted,
+    OpenIncidentBody,
+    RootCauseBody,
+    SourceProgress,
+    TimelineEntry,
 )
 from gateway.problems import Problem, documented
 from projections.evidence_chart import FindingFacts, has_chart

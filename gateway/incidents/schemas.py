@@ -9,7 +9,16 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import Actor, Severity, Status
-from gateway.fields import MAX_INT4, LabelKey, LabelValue, LongText, Name, Reason, Title, text
+from gateway.fields import (
+    MAX_INT4,
+    Labels,
+    LongText,
+    Name,
+    Reason,
+    Title,
+    text,
+    whole_number,
+)
 
 
 class Body(BaseModel):
@@ -21,11 +30,11 @@ class OpenIncidentBody(Body):
     service: Name
     severity: Severity
     description: LongText | None = None
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=100)
+    labels: Labels = Field(default_factory=dict, max_length=100)
 
 
-# Strict: "1" and true are not versions (JSON has integers; a client sending text is wrong).
-ExpectedVersion = Annotated[int | None, Field(default=None, ge=0, le=MAX_INT4, strict=True)]
+# "1" and true are not versions (JSON has numbers; a client sending text is wrong).
+ExpectedVersion = Annotated[whole_number(0, MAX_INT4) | None, Field(default=None)]
 
 
 class ChangeStatusBody(Body):

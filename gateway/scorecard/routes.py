@@ -11,7 +11,12 @@ from gateway.deps import PoolDep
 from gateway.fields import Name
 from gateway.problems import documented
 from gateway.scorecard import queries
-from gateway.scorecard.schemas import HitRate, ScoredIncident, Scorecard, TimeToHypothesis
+from gateway.scorecard.schemas import (
+    HitRate,
+    Scorecard,
+    ScoredIncident,
+    TimeToHypothesis,
+)
 
 router = APIRouter(tags=["scorecard"])
 

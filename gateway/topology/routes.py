@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from contracts.common import UtcDatetime
 from gateway.auth import Viewer
+from gateway.fields import Instant
 from gateway.problems import documented
 from gateway.topology.schemas import DiscoveryOutcome, Topology, TopologyEdge
 from streams.correlation.topology import Topology as ServiceTopology
 
 router = APIRouter(tags=["topology"])
 
-At = Annotated[UtcDatetime | None, Query(
+At = Annotated[Instant | None, Query(
     description="an RFC 3339 instant with an offset at which discovery queries are evaluated (default: now)")]
 
 

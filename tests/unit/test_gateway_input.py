@@ -51,6 +51,13 @@ def test_a_version_must_be_a_json_integer(client: TestClient, path: str, body: d
     assert [error["field"] for error in response.json()["errors"]] == ["expected_version"]
 
 
+@pytest.mark.parametrize("value", ["1700000000", "9.5e-54", "2026-01-02T03:04:05", "yesterday"])
+def test_an_instant_in_a_query_is_rfc_3339_with_an_offset_never_a_number(client: TestClient, value: str) -> None:
+    response = client.get("/v1/topology", params={"at": value})
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["at"]
+
+
 def test_an_alertmanager_count_must_be_a_json_integer(client: TestClient) -> None:
     payload = {"version": "4", "groupKey": "g", "status": "firing", "receiver": "warroom", "truncatedAlerts": "0",
                "alerts": []}
