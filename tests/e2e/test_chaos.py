@@ -1,0 +1,236 @@
+"""Chaos on Apache Kafka: HTTP load and a live SSE client while the worker, the projector
+and the gateway are killed with SIGKILL several times and the broker restarts once.
+
+Afterwards, read from the log itself: every command answered 2xx is on it exactly once,
+nothing is on it twice, versions are contiguous and hash chains intact; the read model
+shows exactly the log; and the SSE client, resuming after each lost connection with
+Last-Event-ID, saw every change once and in order.
+
+The test plays the process supervisor (`warroom up`, systemd or Kubernetes would): a
+process that exits on its own is started again, and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from harness.servers import jar_cache_dir, start_or_give_up
+from harness.waiting import wait_for_async
+from sse_client import open_stream
+from stack import Stack, start_stack
+
+from contracts.events import EventEnvelope
+from projections.log_reader import log_end, read_ranges
+from streams.chain import verify
+from warroom.servers import KafkaServer, ensure_kafka_jars, start_apache_kafka
+
+WRITERS = 4
+NOTES_PER_INCIDENT = 6
+PROGRESS_BETWEEN_FAULTS = 8  # 2xx answers the load must get between two faults
+FAULTS = ("worker", "projector", "gateway", "worker", "broker", "projector", "gateway", "worker")
+FAULT_TIMEOUT_S = 120
+RETRY_S = 0.2  # how soon a client tries again after a refused connection
+
+
+@pytest.fixture
+def apache(tmp_path) -> Iterator[KafkaServer]:
+    """An Apache Kafka of this test's own, since it restarts it."""
+    server = start_or_give_up("Apache Kafka", lambda: start_apache_kafka(
+        tmp_path / "kafka", jars_dir=ensure_kafka_jars(jar_cache_dir())))
+    yield server
+    server.stop()
+
+
+@dataclass
+class Ledger:
+    """What the clients were told."""
+
+    opened: dict[str, uuid.UUID] = field(default_factory=dict)  # idempotency key -> incident
+    confirmed: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # notes answered 201
+    unknown: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # 202, 503 or no answer
+    answers: int = 0
+    restarts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+async def open_incident(client: httpx.AsyncClient, key: str, service: str, stop: asyncio.Event) -> uuid.UUID | None:
+    """Open with an idempotency key, asking again (same key) until a 201 says which."""
+    while not stop.is_set():
+        try:
+            answer = await client.post("/v1/incidents", headers={"Idempotency-Key": key},
+                                       json={"title": f"chaos {key}", "service": service, "severity": "high"})
+        except httpx.HTTPError:
+            await asyncio.sleep(RETRY_S)
+            continue
+        if answer.status_code == 201:
+            return uuid.UUID(answer.json()["id"])
+        assert answer.status_code in (202, 503), answer.text
+        await asyncio.sleep(RETRY_S)
+    return None
+
+
+async def writer(n: int, stack: Stack, service: str, ledger: Ledger, stop: asyncio.Event) -> None:
+    async with stack.client("responder", sub=f"writer-{n}", timeout=20) as client:
+        round_ = 0
+        while not stop.is_set():
+            key = f"chaos-{service}-{n}-{round_}"
+            round_ += 1
+            incident = await open_incident(client, key, service, stop)
+            if incident is None:
+                return
+            ledger.opened[key] = incident
+            ledger.answers += 1
+            for note in range(NOTES_PER_INCIDENT):
+                if stop.is_set():
+                    return
+                text = f"{key} note {note}"
+                try:
+                    answer = await client.post(f"/v1/incidents/{incident}/notes", json={"text": text})
+                except httpx.HTTPError:
+                    ledger.unknown.append((incident, text))
+                    await asyncio.sleep(RETRY_S)
+                    continue
+                if answer.status_code == 201:
+                    ledger.confirmed.append((incident, text))
+                    ledger.answers += 1
+                else:
+                    assert answer.status_code in (202, 503), answer.text
+                    ledger.unknown.append((incident, text))
+
+
+async def watcher(stack: Stack, service: str, seen: list[tuple[int, str, int]], stop: asyncio.Event,
+                  subscribed: asyncio.Event) -> None:
+    """One SSE client for the whole test, resuming after its last change id each time the
+    stream ends (its gateway killed)."""
+    last: int | None = None
+    async with stack.client("viewer", sub="watcher", timeout=20) as client:
+        while not stop.is_set():
+            try:
+                async with open_stream(client, service=service, resume_after=last) as stream:
+                    subscribed.set()
+                    while not stop.is_set():
+                        try:
+                            message = await stream.next(timeout=1)
+                        except TimeoutError:
+                            continue
+                        assert message.event != "reset", f"the feed reset the client: {message}"
+                        if message.id is not None:  # a change (the event type names it)
+                            last = message.change_id
+                            seen.append((message.change_id, message.json["incident_id"], message.json["version"]))
+            except (AssertionError, httpx.HTTPError) as err:
+                if "reset" in str(err):
+                    raise
+                await asyncio.sleep(RETRY_S)
+
+
+async def supervise(stack: Stack, ledger: Ledger, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for name, server in list(stack.processes.items()):
+            if not server.alive():
+                ledger.restarts[name] += 1
+                stack.start(name, name)
+        await asyncio.sleep(0.5)
+
+
+async def progress(ledger: Ledger, stack: Stack) -> None:
+    start = ledger.answers
+    await wait_for_async(lambda: ledger.answers >= start + PROGRESS_BETWEEN_FAULTS, timeout=FAULT_TIMEOUT_S,
+                         interval=0.2, message=f"{PROGRESS_BETWEEN_FAULTS} more answers\n{stack.logs()}")
+
+
+def read_log(stack: Stack) -> dict[uuid.UUID, list[EventEnvelope]]:
+    """Every record on the events topic, up to its end now, by incident."""
+    async def read() -> dict[uuid.UUID, list[EventEnvelope]]:
+        topic = stack.settings.topics.name("events")
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.kafka.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        log: dict[uuid.UUID, list[EventEnvelope]] = defaultdict(list)
+        try:
+            ends = await log_end(consumer, topic)
+            async for records in read_ranges(consumer, topic, {}, ends):
+                for record in records:
+                    event = EventEnvelope.model_validate_json(record.value)
+                    log[event.incident_id].append(event)
+        finally:
+            await consumer.stop()
+        return log
+    return asyncio.run(read())
+
+
+async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(apache, postgres, tmp_path) -> None:
+    stack = await asyncio.to_thread(start_stack, apache.bootstrap, postgres.dsn, tmp_path)
+    service = f"chaos-{uuid.uuid4().hex[:8]}"
+    ledger, seen, stop = Ledger(), [], asyncio.Event()
+    try:
+        subscribed = asyncio.Event()
+        watching = asyncio.create_task(watcher(stack, service, seen, stop, subscribed))
+        await asyncio.wait_for(subscribed.wait(), 30)
+        writing = [asyncio.create_task(writer(n, stack, service, ledger, stop)) for n in range(WRITERS)]
+        supervising = asyncio.create_task(supervise(stack, ledger, stop))
+        for victim in FAULTS:
+            await progress(ledger, stack)
+            if victim == "broker":
+                await asyncio.to_thread(apache.restart)
+            else:
+                stack.processes[victim].kill()  # the supervisor starts it again
+        await progress(ledger, stack)
+        stop.set()
+        await asyncio.gather(*writing)
+        stop.clear()
+
+        # Quiet now: every incident takes one more note, answered 201 (so the whole
+        # pipeline is through), and the read model and the stream catch up with the log.
+        async with stack.client("responder", sub="closing") as client:
+            for incident in set(ledger.opened.values()):
+                last = await client.post(f"/v1/incidents/{incident}/notes", json={"text": f"closing {incident}"})
+                assert last.status_code == 201, last.text
+                ledger.confirmed.append((incident, f"closing {incident}"))
+        log = await asyncio.to_thread(read_log, stack)
+        newest = {incident: max(e.version for e in log[incident]) for incident in ledger.opened.values()}
+        await wait_for_async(
+            lambda: all(any(i == str(incident) and v == version for _, i, v in seen)
+                        for incident, version in newest.items()),
+            timeout=60, message="the SSE client seeing every incident's newest version")
+        stop.set()
+        await asyncio.gather(watching, supervising)
+
+        async with stack.client("viewer", sub="auditor") as client:
+            for incident, events in ((i, log[i]) for i in set(ledger.opened.values())):
+                # Nothing twice: a repeat on the log is the same event (readers drop it).
+                by_version: dict[int, set[uuid.UUID]] = defaultdict(set)
+                for event in events:
+                    by_version[event.version].add(event.event_id)
+                assert all(len(ids) == 1 for ids in by_version.values()), f"two events at one version of {incident}"
+                kept = sorted({e.version: e for e in events}.values(), key=lambda e: e.version)
+                assert [e.version for e in kept] == list(range(1, len(kept) + 1)), f"a gap in {incident}"
+                assert verify(kept).valid
+                assert [e.type for e in kept].count("IncidentOpened") == 1
+                notes = [e.data.text for e in kept if e.type == "NoteAdded"]
+                assert len(notes) == len(set(notes)), f"a note twice on {incident}"
+                for answered in (t for i, t in ledger.confirmed if i == incident):
+                    assert answered in notes, f"{answered!r} was answered 201 but is not on the log"
+                assert set(notes) <= {t for i, t in ledger.confirmed + ledger.unknown if i == incident}
+
+                # The read model is the log.
+                row = (await client.get(f"/v1/incidents/{incident}")).json()
+                assert row["version"] == kept[-1].version, (row, kept[-1].version)
+                served = (await client.get(f"/v1/incidents/{incident}/events")).json()
+                assert [e["event_id"] for e in served] == [str(e.event_id) for e in kept]
+
+                # The stream: every change once, in order, across reconnects.
+                versions = [v for _, i, v in seen if i == str(incident)]
+                assert versions == list(range(1, kept[-1].version + 1)), (incident, versions)
+        ids = [change for change, _, _ in seen]
+        assert ids == sorted(set(ids)), "the stream repeated or reordered a change"
+        assert len(ledger.opened) >= WRITERS and len(ledger.confirmed) > len(FAULTS) * PROGRESS_BETWEEN_FAULTS // 2
+        print(f"chaos: {len(ledger.opened)} incidents, {len(ledger.confirmed)} notes answered 201, "
+              f"{len(ledger.unknown)} unknown, {len(seen)} changes streamed, restarts {dict(ledger.restarts)}")
+    finally:
+        stop.set()
+        stack.stop()
