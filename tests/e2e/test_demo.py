@@ -226,8 +226,10 @@ def test_up_demo_opens_incidents_by_themselves_that_name_the_faulty_service(tmp_
               f"mitigated {max(mitigated.values()):.0f}s after opening at most")
 
 
-@pytest.mark.parametrize(("faulty", "kind"), [("payments", "latency"), ("inventory", "bad-deploy"),
-                                              ("payments", "crash-loop")])
+# The scheduled fault above is a bad deploy, waited on until mitigated; by hand, the other
+# two kinds. A crash loop keeps
+# its restarts in the rule's two-minute window after `clear`: only latency waits for mitigated.
+@pytest.mark.parametrize(("faulty", "kind"), [("payments", "latency"), ("payments", "crash-loop")])
 def test_a_fault_by_hand_on_a_leaf_is_named_first_on_it_and_on_its_callers(
         tmp_path: Path, faulty: str, kind: str) -> None:
     needs_the_debian_binaries()
@@ -245,9 +247,11 @@ def test_a_fault_by_hand_on_a_leaf_is_named_first_on_it_and_on_its_callers(
         named_after_s = time.monotonic() - began
         assert_named_first(client, faulty, named)
 
-        mitigated = clear_and_wait_mitigated(up, client, faulty)
         print(f"{kind} on {faulty}: {', '.join(sorted(named))} named {faulty} first within {named_after_s:.0f}s "
-              f"of the fault; mitigated {max(mitigated.values()):.0f}s after opening at most")
+              "of the fault")
+        if kind == "latency":
+            mitigated = clear_and_wait_mitigated(up, client, faulty)
+            print(f"mitigated {max(mitigated.values()):.0f}s after opening at most")
 
 
 def test_up_demo_without_prometheus_says_how_to_get_it_and_runs_the_rest(tmp_path: Path) -> None:
