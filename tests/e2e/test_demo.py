@@ -227,8 +227,8 @@ def test_up_demo_opens_incidents_by_themselves_that_name_the_faulty_service(tmp_
 
 
 # The scheduled fault above is a bad deploy, waited on until mitigated; by hand, the other
-# two kinds. A crash loop keeps
-# its restarts in the rule's two-minute window after `clear`: only latency waits for mitigated.
+# two kinds. A crash loop keeps its restarts in the rule's two-minute window after `clear`:
+# only latency waits for mitigated.
 @pytest.mark.parametrize(("faulty", "kind"), [("payments", "latency"), ("payments", "crash-loop")])
 def test_a_fault_by_hand_on_a_leaf_is_named_first_on_it_and_on_its_callers(
         tmp_path: Path, faulty: str, kind: str) -> None:
