@@ -21,6 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
+from gateway.audience import Audience
 from gateway.metrics import GatewayMetrics
 from projections.log_reset import RESET
 from warroom.settings import Settings
@@ -149,7 +150,7 @@ class ChangeFeed:
         self._queue_size = settings.sse.client_queue
         self._page = max(1, min(PAGE, self._queue_size // 2))
         self._metrics = metrics
-        self._subs: set[Subscription] = set()
+        self._subs = Audience()
         self._watches: dict[UUID, list[VersionWatch]] = defaultdict(list)
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
@@ -284,7 +285,8 @@ class ChangeFeed:
         # subscriber registered between two publishes sees exactly the later ones.
         self.last_seen = change.change_id
         self._metrics.sse_messages.inc()
-        dropped = [sub for sub in self._subs if sub.matches(change) and not sub.offer(change)]
+        audience = self._subs.of(change, everyone=change.type == RESET)
+        dropped = [sub for sub in audience if not sub.offer(change)]
         for sub in dropped:
             self._metrics.sse_dropped.inc()
             self.unsubscribe(sub)

@@ -133,7 +133,8 @@ class CommandBus:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=100,
+            # Tansu answers a fetch only when its wait is over (streams.fetch_wait).
+            fetch_max_wait_ms=20,
             request_timeout_ms=int(kafka.request_timeout_s * 1000),
         )
         await self._consumer.start()

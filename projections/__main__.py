@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from projections.runner import run
+from warroom.event_loop import run as run_on_event_loop
 from warroom.settings import load_settings
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(settings))
+    run_on_event_loop(run(settings))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from projections.rejects import Unreadable, decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
 from streams.dead_letters import dead_letter, letter_limit
+from streams.fetch_wait import FETCH_WAIT_MS
 from streams.log_identity import LogProbe
 from warroom.settings import Settings
 
@@ -493,6 +494,7 @@ class Projector:
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
                 request_timeout_ms=int(k.request_timeout_s * 1000),
+                fetch_max_wait_ms=FETCH_WAIT_MS,  # as the worker's: Tansu answers a fetch only then
             )
             producer = AIOKafkaProducer(
                 bootstrap_servers=k.bootstrap,

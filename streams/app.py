@@ -17,6 +17,7 @@ from faust.types.tuples import Message
 
 from streams.codec import EVENT, INCIDENT_STATE, OUTCOME, register_codecs
 from streams.dead_letters import dead_letter, letter_limit
+from streams.fetch_wait import use_fetch_wait
 from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> Streams:
         # As large as the topics accept (warroom.topics), never larger.
         producer_max_request_size=settings.kafka.max_message_bytes,
     )
+    use_fetch_wait(app)  # before the topics below create the app's transport
     n = topics.partitions
     commands = app.topic(
         topics.name("commands"), key_type=bytes, value_type=bytes,

@@ -9,7 +9,6 @@ changing, removing or reordering any event breaks every later link.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from uuid import UUID
 
 from contracts.common import Actor
 from contracts.events import SCHEMA_VERSION, ZERO_HASH, EventData, EventEnvelope
+from streams.canonical_json import canonical_bytes
 
 
 def canonical(envelope: EventEnvelope) -> bytes:
@@ -25,10 +25,7 @@ def canonical(envelope: EventEnvelope) -> bytes:
     `seal` stores every timestamp in UTC, so pydantic's JSON form of them is already the
     RFC 3339 `Z` form; what is hashed is the wire JSON with sorted keys and no spaces.
     """
-    fields = envelope.model_dump(mode="json", by_alias=True, exclude={"hash"})
-    return json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return canonical_bytes(envelope.model_dump(mode="json", by_alias=True, exclude={"hash"}))
 
 
 def _in_utc(data: EventData) -> EventData:

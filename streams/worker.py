@@ -51,6 +51,7 @@ from streams.incident import Applied, State
 from streams.incident_log import execute
 from streams.intake_agents import install_intake
 from streams.log_watch import install_log_watch
+from warroom.event_loop import new_event_loop
 from warroom.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -276,8 +277,7 @@ def run(settings: Settings) -> None:
 
     The topics must exist (`warroom.topics.ensure_topics`).
     """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    loop = new_event_loop()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     streams = create_app(settings)
     decider = install_decider(streams)

@@ -48,8 +48,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_projector(args: argparse.Namespace) -> int:
     from projections.runner import run
+    from warroom.event_loop import run as run_on_event_loop
 
-    asyncio.run(run(_with_topics(_settings(args))))
+    run_on_event_loop(run(_with_topics(_settings(args))))
     return 0
 
 

@@ -15,6 +15,7 @@ import httpx
 
 from bench.harness.broker import bench_settings, fresh_prefix
 from bench.harness.servers import ROOT, Server, free_port, log_tail, spawn
+from warroom.event_loop import new_event_loop
 from gateway.auth import mint_token
 from warroom.settings import Settings
 
@@ -143,8 +144,7 @@ def faust_streams(settings: Settings):
     from streams.app import create_app
 
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    loop = new_event_loop()  # the loop streams.worker.run uses
     return create_app(settings), loop
 
 
