@@ -40,7 +40,11 @@ def install_log_watch(streams: Streams, read: Callable[[], Mapping[int, int]]) -
         try:
             if not probes:
                 probe = LogProbe(streams.settings.kafka, "worker-log-watch")
-                await probe.start()
+                try:
+                    await probe.start()
+                except BaseException:
+                    await probe.stop()  # a client that could not start is closed, not leaked
+                    raise
                 probes.append(probe)
             why, cluster = await probes[0].check(seen.get("cluster"), topic, dict(read()))
         except (KafkaError, OSError) as err:
