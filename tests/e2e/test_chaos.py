@@ -166,13 +166,14 @@ def read_log(stack: Stack) -> dict[uuid.UUID, list[EventEnvelope]]:
 async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(apache, postgres, tmp_path) -> None:
     stack = await asyncio.to_thread(start_stack, apache.bootstrap, postgres.dsn, tmp_path)
     service = f"chaos-{uuid.uuid4().hex[:8]}"
-    ledger, seen, stop = Ledger(), [], asyncio.Event()
+    ledger, seen = Ledger(), []
+    stop, done = asyncio.Event(), asyncio.Event()  # the writers stop first; the watcher and supervisor once done
     try:
         subscribed = asyncio.Event()
-        watching = asyncio.create_task(watcher(stack, service, seen, stop, subscribed))
+        watching = asyncio.create_task(watcher(stack, service, seen, done, subscribed))
         await asyncio.wait_for(subscribed.wait(), 30)
         writing = [asyncio.create_task(writer(n, stack, service, ledger, stop)) for n in range(WRITERS)]
-        supervising = asyncio.create_task(supervise(stack, ledger, stop))
+        supervising = asyncio.create_task(supervise(stack, ledger, done))
         for victim in FAULTS:
             await progress(ledger, stack)
             if victim == "broker":
@@ -182,7 +183,6 @@ async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(ap
         await progress(ledger, stack)
         stop.set()
         await asyncio.gather(*writing)
-        stop.clear()
 
         # Quiet now: every incident takes one more note, answered 201 (so the whole
         # pipeline is through), and the read model and the stream catch up with the log.
@@ -193,11 +193,18 @@ async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(ap
                 ledger.confirmed.append((incident, f"closing {incident}"))
         log = await asyncio.to_thread(read_log, stack)
         newest = {incident: max(e.version for e in log[incident]) for incident in ledger.opened.values()}
-        await wait_for_async(
-            lambda: all(any(i == str(incident) and v == version for _, i, v in seen)
-                        for incident, version in newest.items()),
-            timeout=60, message="the SSE client seeing every incident's newest version")
-        stop.set()
+        def streamed_to_the_end() -> bool:
+            if watching.done():
+                watching.result()  # the watcher's own failure, if that is why
+                raise AssertionError("the SSE client stopped")
+            behind = {str(i): v for i, v in newest.items()
+                      if not any(seen_id == str(i) and seen_v == v for _, seen_id, seen_v in seen)}
+            assert not behind, f"behind: {behind}; last seen {seen[-3:]}"
+            return True
+
+        await wait_for_async(streamed_to_the_end, timeout=60,
+                             message="the SSE client seeing every incident's newest version")
+        done.set()
         await asyncio.gather(watching, supervising)
 
         async with stack.client("viewer", sub="auditor") as client:
@@ -233,4 +240,5 @@ async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(ap
               f"{len(ledger.unknown)} unknown, {len(seen)} changes streamed, restarts {dict(ledger.restarts)}")
     finally:
         stop.set()
+        done.set()
         stack.stop()
