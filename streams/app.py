@@ -55,7 +55,6 @@ def create_app(settings: Settings) -> Streams:
         broker_request_timeout=max(settings.kafka.request_timeout_s, SESSION_TIMEOUT_S),
         producer_request_timeout=settings.kafka.request_timeout_s,
         store=settings.worker.table_store,
-        processing_guarantee=settings.worker.processing_guarantee,
         topic_partitions=topics.partitions,
         topic_replication_factor=topics.replication_factor,
         topic_allow_declare=True,

@@ -231,11 +231,7 @@ class Shell:
         if stored.cancelled() or stored.exception() is not None:
             return
         written = stored.result()
-        tp = TP(written.topic, written.partition)
-        if self.streams.app.in_transaction:
-            self.streams.app.tables.persist_offset_on_commit(self.table.data, tp, written.offset)
-        else:
-            self.table.data.set_persisted_offset(tp, written.offset)
+        self.table.data.set_persisted_offset(TP(written.topic, written.partition), written.offset)
 
 
 async def send_dead_letter(streams: Streams, message: Message, reason: str,

@@ -7,19 +7,16 @@ send the events keyed by incident id and wait for the broker's acks, then store 
 states in the table, then send one `CommandOutcome` per command (rejections too). Only
 after that are the commands acknowledged, so their offsets can be committed.
 
-Delivery: `worker.processing_guarantee` chooses between
-- `at_least_once` (default; works on Tansu): a crash may redeliver commands whose
-  events were already appended. Events are deterministic (ids from the command id,
-  `recorded_at` from the command's Kafka timestamp), so a redelivered command decided
-  on the same state appends byte-identical events, and readers drop an exact
-  `(incident_id, version)` repeat. The table stores, with each state, the offset of
-  the last command it reflects; a redelivered command at or below it is skipped, so it
-  is never decided again on a newer state. Any unexpected error stops the worker
-  without acknowledging the batch (the process supervisor restarts it).
-- `exactly_once` would have Faust's Kafka transactions commit events, table changelog
-  and offsets together (Apache Kafka only; Tansu has no transactions). It is refused
-  for now: with it, a cleanly restarted worker intermittently recovered incidents
-  without their last changelog writes (tests/integration/test_worker.py, restart test).
+Delivery is at least once (works on Tansu): a crash may redeliver commands whose events
+were already appended. Events are deterministic (ids from the command id, `recorded_at`
+from the command's Kafka timestamp), so a redelivered command decided on the same state
+appends byte-identical events, and readers drop an exact `(incident_id, version)` repeat.
+The table stores, with each state, the offset of the last command it reflects; a
+redelivered command at or below it is skipped, so it is never decided again on a newer
+state. Any unexpected error stops the worker without acknowledging the batch (the process
+supervisor restarts it). There is no `exactly_once`: Tansu has no Kafka transactions, and
+on Apache Kafka a restarted worker under them was seen to recover incidents without their
+last changelog writes; `worker.processing_guarantee` is refused at start.
 
 Throughput: batches are pipelined by the shell. While the events of one batch await
 their acks, the next batch is decided on the states the earlier one left; batches still
@@ -150,12 +147,6 @@ class Decider:
 def install_decider(streams: Streams, *, batch_max: int = BATCH_MAX,
                     batch_wait_s: float = BATCH_WAIT_S, in_flight: int = IN_FLIGHT) -> Shell:
     """Attach the decider agent to `streams.app` and return its shell."""
-    if streams.settings.worker.processing_guarantee != "at_least_once":
-        raise SettingsError(
-            "setting 'worker.processing_guarantee': the decider supports only at_least_once "
-            "for now; under exactly_once a restarted worker was seen to recover incidents "
-            "without their last transactional changelog writes (set in "
-            "WARROOM_WORKER__PROCESSING_GUARANTEE or the config file)")
     return install(streams, streams.commands, "decider", Decider(streams),
                    batch_max=batch_max, batch_wait_s=batch_wait_s, in_flight=in_flight)
 
