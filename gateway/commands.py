@@ -39,7 +39,7 @@ from gateway.changes import ChangeFeed, VersionWatch
 from gateway.incidents.queries import SELECT_VERSION
 from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

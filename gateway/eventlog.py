@@ -9,7 +9,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 # Reading on is cheaper than a new fetch when the next wanted offset is this close.
 SEEK_GAP = 200

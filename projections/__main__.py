@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from projections.runner import run
-from warroom.settings import load_settings
+from foundation.settings import load_settings
 
 
 def main() -> None:

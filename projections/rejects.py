@@ -1,7 +1,7 @@
 """Records the projector cannot read go to the dead-letter topic, and it goes on.
 
 A record on `events` that is not valid JSON or not a valid event envelope is
-published to `<prefix>.dlq` (in the shared format of `streams.dead_letters`)
+published to `<prefix>.dlq` (in the shared format of `foundation.dead_letters`)
 with its original bytes, where it came from and why it was refused; its
 offset still counts as consumed.
 """

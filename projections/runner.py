@@ -8,7 +8,7 @@ On every partition assignment the consumer seeks to those offsets (or the log's
 start), so a crash at any point neither loses nor doubles a row. Kafka's own
 committed offsets are written after each batch for tools that watch group lag.
 
-A log that went back (`streams.log_identity`: another cluster, or partitions that end
+A log that went back (`foundation.log_identity`: another cluster, or partitions that end
 before the offsets stored) is looked for at every assignment and every few seconds.
 Then nothing more is applied: with `projector.on_log_reset = "rebuild"` the read models
 are emptied and the new log read from its start (`projections.log_reset`), otherwise
@@ -38,9 +38,9 @@ from projections.logged import LoggedEvent
 from projections.rejects import Unreadable, decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
-from streams.dead_letters import dead_letter, letter_limit
-from streams.log_identity import LogProbe
-from warroom.settings import Settings
+from foundation.dead_letters import dead_letter, letter_limit
+from foundation.log_identity import LogProbe
+from foundation.settings import Settings
 
 log = logging.getLogger("warroom.projector")
 

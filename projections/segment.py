@@ -31,7 +31,7 @@ from projections.decoding import Decoder, Unreadable
 from projections.expected import Digest, Expected, ServiceTally
 from projections.log_reader import events_consumer, read_ranges
 from projections.rebuild import Rebuild
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger("warroom.replay")
 

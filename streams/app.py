@@ -14,7 +14,7 @@ import faust
 from faust.types import TableT, TopicT
 
 from streams.codec import EVENT, INCIDENT_STATE, OUTCOME, register_codecs
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> Streams:
         # Large batches: with the 16 KiB default a full batch waits for the request in
         # flight on its partition, which serialises a batch of events into round trips.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        # As large as the topics accept (warroom.topics), never larger.
+        # As large as the topics accept (foundation.topics), never larger.
         producer_max_request_size=settings.kafka.max_message_bytes,
     )
     n = topics.partitions

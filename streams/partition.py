@@ -6,7 +6,7 @@ records to send and the entry's new value. Everything else happens here, once:
 
 - Input is taken in batches of up to `BATCH_MAX` records, within the agent's wait.
 - A record that cannot be read (`Poison`), or whose reaction fails, goes to the DLQ
-  with its bytes and reason (`streams.dead_letters`); it never stops the partition.
+  with its bytes and reason (`foundation.dead_letters`); it never stops the partition.
 - The entry of a key is this batch's, else one decided and sent but not yet stored
   (`pending`), else the table's. A record at or below the offset the entry reflects is
   a redelivery after a restart: the entry already holds its effect, so it is skipped.
@@ -43,7 +43,7 @@ from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from streams.app import Streams
-from streams.dead_letters import dead_letter, letter_limit
+from foundation.dead_letters import dead_letter, letter_limit
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ async def send_dead_letter(streams: Streams, message: Message, reason: str,
                            producer: Any = None) -> asyncio.Future:
     """Send `message` to the DLQ with `reason`; the future resolves once the broker holds it.
 
-    The letter fits whatever the message's size (`streams.dead_letters`)."""
+    The letter fits whatever the message's size (`foundation.dead_letters`)."""
     log.warning("dead letter from %s/%s@%s: %s", message.topic, message.partition, message.offset,
                 reason[:500])
     key, value, headers = dead_letter(

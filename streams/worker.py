@@ -54,7 +54,7 @@ from streams.partition import (
     record_time,
     too_large,
 )
-from warroom.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def install_decider(streams: Streams, *, batch_max: int = BATCH_MAX,
 def run(settings: Settings) -> None:
     """Run the stream worker until SIGTERM or SIGINT; blocks, then exits the process.
 
-    The topics must exist (`warroom.topics.ensure_topics`).
+    The topics must exist (`foundation.topics.ensure_topics`).
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -173,7 +173,7 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     """`python -m streams.worker`: settings from the environment, topics ensured, run."""
-    from warroom.topics import ensure_topics
+    from foundation.topics import ensure_topics
 
     try:
         settings = load_settings()

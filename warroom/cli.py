@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from warroom.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 ROLES = ("viewer", "responder", "ingest", "admin")
 
@@ -33,7 +33,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _with_topics(settings: Settings) -> Settings:
     # Every process type may start first in a deployment; creating topics is idempotent.
-    from warroom.topics import ensure_topics
+    from foundation.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     return settings

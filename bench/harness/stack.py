@@ -16,7 +16,7 @@ import httpx
 from bench.harness.broker import bench_settings, fresh_prefix
 from bench.harness.servers import ROOT, Server, free_port, log_tail, spawn
 from gateway.auth import mint_token
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 SECRET = "bench-secret-" + "z" * 32
 READY_TIMEOUT_S = 120

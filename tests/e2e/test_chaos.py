@@ -28,7 +28,7 @@ from stack import Stack, start_stack
 
 from contracts.events import EventEnvelope
 from projections.log_reader import log_end, read_ranges
-from streams.chain import verify
+from foundation.chain import verify
 from warroom.servers import KafkaServer, ensure_kafka_jars, start_apache_kafka
 
 WRITERS = 4

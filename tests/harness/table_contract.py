@@ -26,7 +26,7 @@ from streams.app import create_app, declare_table
 from streams.codec import INCIDENT_STATE
 from streams.incident import Applied
 from streams.partition import Reaction, install
-from warroom.settings import load_settings
+from foundation.settings import load_settings
 
 IN, PROBE = "contract-in", "contract-probe"  # after the topics prefix and a dot
 

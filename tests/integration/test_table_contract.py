@@ -26,8 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from harness.table_contract import IN, PROBE
 from harness.waiting import wait_for, wait_for_async
 
-from warroom.settings import Settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 PARTITIONS = 3
 KEYS = 40

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from warroom.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "warroom.toml"

@@ -30,8 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from warroom.templates import check, seconds
-from warroom.topology import parse_edge, read_file
+from foundation.templates import check, seconds
+from foundation.topology import parse_edge, read_file
 
 
 class Section(BaseModel):
