@@ -1,5 +1,6 @@
 """Layers point down: `contracts` at the bottom, then `foundation`, then `streams`,
-`projections` and `gateway`, with the `warroom` CLI and dev stack on top. Every import
+`projections` and `gateway`, with the `warroom` CLI and dev stack on top; none of them
+imports what only the tests and benches use (`testing`, `tests`, `bench`). Every import
 statement of every module is read (also the ones inside functions), so a lazy import
 cannot hide a layer pointing up."""
 
@@ -12,12 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+OUTSIDE_THE_PRODUCT = {"testing", "tests", "harness", "bench"}
 MAY_NOT_IMPORT = {
-    "contracts": {"foundation", "streams", "projections", "gateway", "warroom"},
-    "foundation": {"streams", "projections", "gateway", "warroom"},
-    "streams": {"warroom"},
-    "projections": {"warroom"},
-    "gateway": {"warroom"},
+    "contracts": {"foundation", "streams", "projections", "gateway", "warroom", *OUTSIDE_THE_PRODUCT},
+    "foundation": {"streams", "projections", "gateway", "warroom", *OUTSIDE_THE_PRODUCT},
+    "streams": {"warroom", *OUTSIDE_THE_PRODUCT},
+    "projections": {"warroom", *OUTSIDE_THE_PRODUCT},
+    "gateway": {"warroom", *OUTSIDE_THE_PRODUCT},
+    "warroom": OUTSIDE_THE_PRODUCT,
 }
 
 
