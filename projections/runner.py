@@ -35,7 +35,8 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from projections import changes, log_reset, offsets
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
-from projections.rejects import Unreadable, decode
+from foundation.dead_letters import Poison
+from projections.rejects import decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
 from foundation.dead_letters import dead_letter, letter_limit
@@ -115,7 +116,7 @@ def _decode_into(batch: Batch, records: list[ConsumerRecord]) -> None:
     for record in records:
         try:
             event = decode(record.value)
-        except Unreadable as err:
+        except Poison as err:
             batch.rejected.append((record, err.reason))
         else:
             batch.events.append(LoggedEvent(event, record.partition, record.offset, record.topic,

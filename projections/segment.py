@@ -27,7 +27,8 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.decoding import Decoder, Unreadable
+from foundation.dead_letters import Poison
+from projections.decoding import Decoder
 from projections.expected import Digest, Expected, ServiceTally
 from projections.log_reader import events_consumer, read_ranges
 from projections.rebuild import Rebuild
@@ -126,7 +127,7 @@ class Segment:
         for record in batch:
             try:
                 event = decoder.decode(record.value)
-            except Unreadable:
+            except Poison:
                 rebuild.skip(record)
                 expected.skip(record.partition, record.offset)
                 continue

@@ -43,7 +43,7 @@ from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from streams.app import Streams
-from foundation.dead_letters import dead_letter, letter_limit
+from foundation.dead_letters import Poison, dead_letter, letter_limit
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ IN_FLIGHT = 4  # batches handled and sent but not yet acknowledged by the broker
 Acknowledge = Callable[[EventT], Awaitable[bool]]
 Record = tuple[str, bytes, bytes, int | None]
 """A record to send: topic, key, value, and partition (None: the key's partition)."""
-
-
-class Poison(Exception):
-    """A record that cannot be handled; `reason` goes to the DLQ."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def too_large(value: bytes, max_bytes: int | None, what: str, why: str) -> Poison | None:
