@@ -14,7 +14,7 @@ records to send and the entry's new value. Everything else happens here, once:
   next is handled on the entries the earlier left. Each batch finishes strictly after
   the one before it: the broker holds every record it sent (and every dead letter),
   then its entries are written to the table and its changelog, then its answers are
-  sent, then the changelog writes are acknowledged, and only then is its input
+  sent, then the broker holds its changelog writes too, and only then is its input
   acknowledged, so its offsets can be committed. A crash repeats work; it never loses
   any.
 - Any error while finishing stops the whole worker (`app.crash`) without acknowledging
@@ -22,8 +22,8 @@ records to send and the entry's new value. Everything else happens here, once:
 
 This module is also the one place that goes around Faust's table API
 (`Shell._store`, `_persisted`): see there why, and
-`tests/integration/test_table_contract.py` for the proof that a state written this way
-recovers after a restart as `table[key] = value` would.
+`tests/integration/test_table_contract.py`, the contract test on Apache Kafka that a
+state written this way recovers after a restart as `table[key] = value` would.
 """
 
 from __future__ import annotations
