@@ -24,7 +24,6 @@ from pydantic import ValidationError
 
 from contracts.common import Actor, ActorKind
 from contracts.events import EVENT_TYPES, EventData, EventEnvelope
-from foundation.dead_letters import Poison
 from projections.rejects import decode
 
 ENVELOPE_KEYS = frozenset(EventEnvelope.model_fields)
@@ -70,7 +69,7 @@ class Decoder:
         self.slow = 0  # records that needed the full decoder
 
     def decode(self, value: bytes | None) -> DecodedEvent | EventEnvelope:
-        """The event in `value`; raises `Poison` exactly when the projector would."""
+        """The event in `value`; raises `foundation.dead_letters.Poison` exactly when the projector would."""
         fast = self._fast(value) if value is not None else None
         if fast is not None:
             return fast
