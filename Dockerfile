@@ -6,6 +6,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY contracts contracts
+COPY foundation foundation
 COPY streams streams
 COPY projections projections
 COPY gateway gateway

@@ -35,7 +35,7 @@ from bench.harness.cli import parser_for, run
 from bench.harness.load import add_notes
 from bench.harness.measure import CpuMeter, emit, emit_row, percentiles
 from bench.harness.stack import Stack, open_incidents, wait_ready
-from warroom.topics import ensure_topics
+from foundation.topics import ensure_topics
 
 RAW = "raw produce→consume round trip"
 DRAIN_S = 15

@@ -44,7 +44,7 @@ from contracts.commands import (
     OpenIncident,
 )
 from contracts.common import Actor
-from warroom.settings import Settings, load_settings
+from foundation.settings import Settings, load_settings
 
 SYSTEMS = ("raw_aiokafka", "faust_passthrough", "decider", "naive_faust")
 BASELINES = {"raw_aiokafka": "raw aiokafka consume+produce loop", "naive_faust": "naive Faust table agent",

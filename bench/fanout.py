@@ -41,8 +41,9 @@ from bench.harness.cli import parser_for, run
 from bench.harness.measure import CpuMeter, emit, emit_row, percentiles, rss_bytes
 from bench.harness.servers import ROOT, free_port, raise_open_files, spawn
 from bench.harness.stack import Stack, open_incidents, stop_process, wait_ready
-from projections.schema import changes_channel, quote_ident
-from warroom.topics import ensure_topics
+from foundation.change_feed import channel as changes_channel
+from projections.schema import quote_ident
+from foundation.topics import ensure_topics
 
 BARE = "bare sse-starlette broadcast"
 BROADCAST_TIMEOUT_S = 30

@@ -44,7 +44,7 @@ from bench.harness.measure import emit, emit_row
 from bench.harness.stack import faust_streams, install_passthrough, role_process, run_faust, stop_process
 from contracts.alerts import Alert
 from streams.intake import fingerprint
-from warroom.settings import Settings, load_settings
+from foundation.settings import Settings, load_settings
 
 PER_SERVICE = 20
 DISTINCT, REPEATS, RESOLVES = 16, 2, 2

@@ -1,4 +1,5 @@
-"""Wire contracts of Warroom: commands, events, alerts and outcomes. Models only."""
+"""Wire contracts of Warroom: commands, events, alerts and outcomes. Models only; the
+bottom layer, importing nothing of ours."""
 
 from contracts.alerts import Alert
 from contracts.commands import ALL_COMMANDS, COMMAND_ADAPTER, COMMAND_TYPES, Command, CommandBase

@@ -29,8 +29,9 @@ from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.scorecard.routes import router as scorecard_router
 from gateway.services.routes import router as services_router
 from gateway.topology.routes import router as topology_router
+from projections.schema import MIGRATIONS, quote_ident
 from streams.correlation.topology import Topology
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ async def _with_retries(what: str, start: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await start()
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as err:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError,
+                SchemaNotReady) as err:
             if time.monotonic() + delay > deadline:
                 raise RuntimeError(f"gateway: cannot start {what}: {err}") from err
             log.warning("gateway: %s not available yet (%s); retrying", what, err)
@@ -68,20 +70,28 @@ async def _open_pool(settings: Settings) -> asyncpg.Pool:
         init=_init_connection,
     )
     try:
-        await _migrate(pool, pg.schema_name)
+        await _schema_ready(pool, pg.schema_name)
     except BaseException:
         await pool.close()
         raise
     return pool
 
 
-async def _migrate(pool: asyncpg.Pool, schema: str) -> None:
+class SchemaNotReady(Exception):
+    """The read models are not (yet) at the schema version this gateway reads."""
+
+
+async def _schema_ready(pool: asyncpg.Pool, schema: str) -> None:
+    """The projector owns the schema (`projections.schema`); the gateway runs no DDL and
+    waits until the projector has migrated it to the version the gateway reads."""
+    newest = MIGRATIONS[-1][0]
     try:
-        from projections.schema import migrate
-    except ImportError:
-        log.warning("gateway: projections.schema is not available; assuming schema %s exists", schema)
-        return
-    await migrate(pool, schema)
+        version = await pool.fetchval(f"SELECT max(version) FROM {quote_ident(schema)}.schema_migrations")
+    except asyncpg.UndefinedTableError:
+        version = None
+    if version is None or version < newest:
+        raise SchemaNotReady(f"schema {schema} is at version {version or 0}, the gateway reads "
+                             f"version {newest}: is the projector running?")
 
 
 @asynccontextmanager

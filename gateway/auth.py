@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from contracts import Actor, ActorKind
 from gateway.problems import Problem
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 
 class Role(StrEnum):

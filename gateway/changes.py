@@ -23,8 +23,8 @@ import asyncpg
 
 from gateway.audience import Audience
 from gateway.metrics import GatewayMetrics
-from projections.log_reset import RESET
-from warroom.settings import Settings
+from foundation.change_feed import RESET, TRY_WRITER_LOCK, channel
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,6 @@ select change_id, incident_id, version, type, service, payload::text as payload
 from {schema}.changes where change_id > $1 order by change_id limit $2
 """
 SELECT_NEWEST = "select coalesce(max(change_id), 0) from {schema}.changes"
-# The projector allocates change ids under this transaction-scoped advisory lock (see
-# projections/changes.py), so when nobody holds it no transaction has ids left to commit.
-TRY_WRITER_LOCK = "select pg_try_advisory_xact_lock(hashtextextended('warroom.changes:' || $1, 0))"
 
 # Rows read and offered per round trip (at most half a client queue), so one burst of
 # commits does not overflow a healthy client before it had a chance to send.
@@ -143,7 +140,7 @@ class ChangeFeed:
     def __init__(self, settings: Settings, metrics: GatewayMetrics) -> None:
         self._dsn = settings.postgres.dsn
         self._connect_timeout = settings.postgres.connect_timeout_s
-        self._channel = f"{settings.postgres.schema_name}_changes"
+        self._channel = channel(settings.postgres.schema_name)
         schema = self._schema = settings.postgres.schema_name
         self._select_after = SELECT_AFTER.format(schema=schema)
         self._select_newest = SELECT_NEWEST.format(schema=schema)

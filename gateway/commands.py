@@ -35,11 +35,12 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import CommandBase, CommandOutcome
+from foundation.fetching import FETCH_WAIT_MS
+from foundation.settings import Settings
 from gateway.changes import ChangeFeed, VersionWatch
 from gateway.incidents.queries import SELECT_VERSION
 from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
-from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class CommandBus:
             enable_auto_commit=False,
             auto_offset_reset="latest",
             # Tansu answers a fetch only when its wait is over (streams.fetch_wait).
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             request_timeout_ms=int(kafka.request_timeout_s * 1000),
         )
         await self._consumer.start()

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

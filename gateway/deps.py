@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from gateway.changes import ChangeFeed
 from gateway.commands import CommandBus
 from gateway.eventlog import EventLog
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 
 async def _settings(request: Request) -> Settings:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 # Reading on is cheaper than a new fetch when the next wanted offset is this close.
 SEEK_GAP = 200
@@ -37,9 +37,6 @@ class EventLog:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            isolation_level=(
-                "read_committed" if self._settings.worker.processing_guarantee == "exactly_once"
-                else "read_uncommitted"),
             request_timeout_ms=int(kafka.request_timeout_s * 1000),
         )
         await self._consumer.start()

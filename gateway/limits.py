@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import Problem
-from warroom.settings import GatewaySettings
+from foundation.settings import GatewaySettings
 
 ALERT_PATHS = ("/v1/alerts",)
 """Path prefixes whose bodies may take `max_alert_body_bytes`."""

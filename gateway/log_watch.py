@@ -1,7 +1,7 @@
 """Whether the log the read models describe is still the one the broker holds.
 
 Every few seconds the gateway compares what the read models record (the cluster they
-were read from, the offsets they reached) with the broker (`streams.log_identity`).
+were read from, the offsets they reached) with the broker (`foundation.log_identity`).
 While the log went back, `/readyz` answers 503 naming why, and so does every `/v1` call
 (`LogGuard`): the read models describe records that are gone, and commands would be
 decided by a worker whose state came from them. On the embedded default the projector
@@ -24,8 +24,8 @@ from gateway.commands import CommandBus
 from gateway.problems import Problem
 from projections import log_reset, offsets
 from projections.apply import PROJECTION
-from streams.log_identity import LogProbe
-from warroom.settings import Settings
+from foundation.log_identity import LogProbe
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,15 @@ The static files are a mount, not routes, so they stay out of the OpenAPI docume
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
+
+from contracts.events import EVENT_TYPES
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -38,7 +41,18 @@ class DashboardFiles(StaticFiles):
 
 
 router = APIRouter(include_in_schema=False)
-router.mount("/static", DashboardFiles(directory=STATIC_DIR), name="static")
+
+
+@router.get("/static/js/event_types.js")
+async def event_types() -> Response:
+    """The event types the page listens for, as a module made from `contracts`: an
+    EventSource delivers only the names it registered, so a type missing from a list
+    written by hand would never reach an open page."""
+    body = f"export const EVENT_TYPES = {json.dumps(list(EVENT_TYPES))};\n"
+    return Response(body, media_type="text/javascript", headers=SECURITY_HEADERS)
+
+
+router.mount("/static", DashboardFiles(directory=STATIC_DIR), name="static")  # after: routes first
 
 
 @router.get("/")

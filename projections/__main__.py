@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from foundation.event_loop import run as run_on_event_loop
+from foundation.settings import load_settings
 from projections.runner import run
-from warroom.event_loop import run as run_on_event_loop
-from warroom.settings import load_settings
 
 
 def main() -> None:

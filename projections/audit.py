@@ -1,6 +1,6 @@
 """Auditing an incident's log: is every event there, in order, and exactly as sealed?
 
-The verdict is `streams.chain.verify`'s (versions 1..n without gaps or forks, each
+The verdict is `foundation.chain.verify`'s (versions 1..n without gaps or forks, each
 `prev_hash` linking to the event before, each `hash` matching the event's contents).
 This module feeds it records as stored (a record that is not even an event breaks the
 chain where it stands) and says in words why the first bad version is bad.
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from contracts.events import ZERO_HASH, EventEnvelope
-from streams.chain import digest, verify
+from foundation.chain import digest, verify
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,17 @@ import asyncpg
 
 from projections.incidents import Row, SummaryEncoder
 from projections.logged import LoggedEvent, iso
-from projections.schema import changes_channel, qualified, quote_ident
+from foundation.change_feed import NOTIFY, WRITER_LOCK, channel
+from projections.schema import qualified, quote_ident
 
-LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('warroom.changes:' || $1, 0))"
 ALLOCATE = "SELECT nextval($1::regclass) AS id FROM generate_series(1, $2)"
-NOTIFY = "SELECT pg_notify($1, $2)"
 PRUNE = "DELETE FROM {s}.changes WHERE change_id <= (SELECT max(change_id) FROM {s}.changes) - $1"
 COLUMNS = ("change_id", "incident_id", "version", "type", "service", "occurred_at", "payload")
 
 
 async def lock(conn: asyncpg.Connection, schema: str) -> None:
     """Serialize the end of batch transactions that write to `schema`'s change feed."""
-    await conn.execute(LOCK, schema)
+    await conn.execute(WRITER_LOCK, schema)
 
 
 def payload(change_id: int, item: LoggedEvent, incident_json: str | None) -> str:
@@ -99,7 +98,7 @@ async def apply_batch(
 
 async def notify(conn: asyncpg.Connection, schema: str, change_id: int) -> None:
     """Announce `change_id` on the schema's channel; delivered only if the transaction commits."""
-    await conn.execute(NOTIFY, changes_channel(schema), str(change_id))
+    await conn.execute(NOTIFY, channel(schema), str(change_id))
 
 
 async def prune(conn: asyncpg.Connection, schema: str, keep: int) -> None:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from contracts.common import Actor, ActorKind
 from contracts.events import EVENT_TYPES, EventData, EventEnvelope
-from projections.rejects import Unreadable, decode
+from projections.rejects import decode
 
 ENVELOPE_KEYS = frozenset(EventEnvelope.model_fields)
 _UUID_FORM = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -69,7 +69,7 @@ class Decoder:
         self.slow = 0  # records that needed the full decoder
 
     def decode(self, value: bytes | None) -> DecodedEvent | EventEnvelope:
-        """The event in `value`; raises `Unreadable` exactly when the projector would."""
+        """The event in `value`; raises `foundation.dead_letters.Poison` exactly when the projector would."""
         fast = self._fast(value) if value is not None else None
         if fast is not None:
             return fast
@@ -140,4 +140,4 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-__all__ = ["Decoder", "DecodedEvent", "Unreadable"]
+__all__ = ["Decoder", "DecodedEvent"]

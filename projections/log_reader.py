@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 FETCH_RECORDS = 5000
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024

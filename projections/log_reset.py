@@ -1,7 +1,7 @@
 """Which log the read models describe, and starting them again when it went back.
 
 The read models record, beside their offsets, the cluster the events were read from
-(`log_identity`). When the broker comes back with another log (`streams.log_identity`),
+(`log_identity`). When the broker comes back with another log (`foundation.log_identity`),
 the projector either refuses to apply (a person decides: `warroom replay` rebuilds from
 the log there is) or, with `projector.on_log_reset = "rebuild"` (what `warroom up` runs
 on its memory-only broker), empties every read model and reads the new log from its
@@ -21,13 +21,12 @@ from uuid import UUID
 
 import asyncpg
 
+from foundation.change_feed import RESET
 from projections import changes
 from projections.schema import qualified
 from projections.switch import stop_writers
 from projections.verify import REBUILT_TABLES
 
-RESET = "reset"
-"""The `type` of the change row a reset leaves."""
 NO_INCIDENT = UUID(int=0)
 
 SELECT = "SELECT cluster_id, epoch FROM {s}.log_identity WHERE topic = $1"

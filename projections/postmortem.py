@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from contracts.events import EventEnvelope
 from projections import alerts, correlation, incidents, scorecard, timeline
 from projections.logged import LoggedEvent, iso
-from streams.chain import verify
+from foundation.chain import verify
 
 DURATIONS = (("time_to_acknowledge_s", "Time to acknowledge"), ("time_to_mitigate_s", "Time to mitigate"),
              ("time_to_resolve_s", "Time to resolve"))

@@ -1,7 +1,7 @@
 """Records the projector cannot read go to the dead-letter topic, and it goes on.
 
 A record on `events` that is not valid JSON or not a valid event envelope is
-published to `<prefix>.dlq` (in the shared format of `streams.dead_letters`)
+published to `<prefix>.dlq` (in the shared format of `foundation.dead_letters`)
 with its original bytes, where it came from and why it was refused; its
 offset still counts as consumed.
 """
@@ -13,20 +13,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from contracts.events import EventEnvelope
-
-
-class Unreadable(ValueError):
-    """A record that is not an event; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+from foundation.dead_letters import Poison
 
 
 def decode(value: bytes | None) -> EventEnvelope:
-    """The event in a record's value; raises `Unreadable` with a short reason."""
+    """The event in a record's value; raises `Poison` with a short reason."""
     if value is None:
-        raise Unreadable("empty record (no value)")
+        raise Poison("empty record (no value)")
     try:
         return EventEnvelope.model_validate_json(value)
     except ValidationError as err:
@@ -37,4 +30,4 @@ def decode(value: bytes | None) -> EventEnvelope:
 
 
 def _raise(reason: str) -> Any:
-    raise Unreadable(reason)
+    raise Poison(reason)

@@ -40,7 +40,7 @@ from projections.switch import (
     stop_writers, swap,
 )
 from projections.verify import Mismatch, compare_schemas, mismatches, observed, whole_rows
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger("warroom.replay")
 

@@ -8,7 +8,7 @@ On every partition assignment the consumer seeks to those offsets (or the log's
 start), so a crash at any point neither loses nor doubles a row. Kafka's own
 committed offsets are written after each batch for tools that watch group lag.
 
-A log that went back (`streams.log_identity`: another cluster, or partitions that end
+A log that went back (`foundation.log_identity`: another cluster, or partitions that end
 before the offsets stored) is looked for at every assignment and every few seconds.
 Then nothing more is applied: with `projector.on_log_reset = "rebuild"` the read models
 are emptied and the new log read from its start (`projections.log_reset`), otherwise
@@ -32,16 +32,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
+from foundation.dead_letters import Poison, dead_letter, letter_limit
+from foundation.fetching import FETCH_WAIT_MS
+from foundation.log_identity import LogProbe
+from foundation.settings import Settings
 from projections import changes, log_reset, offsets
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
-from projections.rejects import Unreadable, decode
+from projections.rejects import decode
 from projections.schema import migrate
 from projections.switch import HOLD_OFF_SWITCH
-from streams.dead_letters import dead_letter, letter_limit
-from streams.fetch_wait import FETCH_WAIT_MS
-from streams.log_identity import LogProbe
-from warroom.settings import Settings
 
 log = logging.getLogger("warroom.projector")
 
@@ -116,7 +116,7 @@ def _decode_into(batch: Batch, records: list[ConsumerRecord]) -> None:
     for record in records:
         try:
             event = decode(record.value)
-        except Unreadable as err:
+        except Poison as err:
             batch.rejected.append((record, err.reason))
         else:
             batch.events.append(LoggedEvent(event, record.partition, record.offset, record.topic,

@@ -216,11 +216,6 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def changes_channel(schema: str) -> str:
-    """The LISTEN/NOTIFY channel on which committed change ids are announced."""
-    return f"{schema}_changes"
-
-
 async def migrate(conn_or_pool: asyncpg.Connection | asyncpg.Pool, schema: str) -> list[int]:
     """Bring `schema` up to the newest migration; return the versions applied now.
 

@@ -27,11 +27,12 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.decoding import Decoder, Unreadable
+from foundation.dead_letters import Poison
+from projections.decoding import Decoder
 from projections.expected import Digest, Expected, ServiceTally
 from projections.log_reader import events_consumer, read_ranges
 from projections.rebuild import Rebuild
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger("warroom.replay")
 
@@ -126,7 +127,7 @@ class Segment:
         for record in batch:
             try:
                 event = decoder.decode(record.value)
-            except Unreadable:
+            except Poison:
                 rebuild.skip(record)
                 expected.skip(record.partition, record.offset)
                 continue

@@ -17,7 +17,7 @@ from contracts import events as ev
 from contracts.common import Actor, ActorKind
 from contracts.hypotheses import Hypothesis
 from contracts.events import ZERO_HASH, EventData, EventEnvelope
-from streams.chain import seal
+from foundation.chain import seal
 
 SERVICES = ("checkout", "payments", "search", "auth", "catalog", "shipping")
 SOURCES = ("prometheus", "loki", "kubernetes")

@@ -7,18 +7,15 @@ connects until a worker starts it. Agents are attached by their own modules
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 import faust
-from faust.types import TP, TableT, TopicT
-from faust.types.tuples import Message
+from faust.types import TableT, TopicT
 
+from foundation.settings import Settings
 from streams.codec import EVENT, INCIDENT_STATE, OUTCOME, register_codecs
-from streams.dead_letters import dead_letter, letter_limit
 from streams.fetch_wait import use_fetch_wait
-from warroom.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +56,6 @@ def create_app(settings: Settings) -> Streams:
         broker_request_timeout=max(settings.kafka.request_timeout_s, SESSION_TIMEOUT_S),
         producer_request_timeout=settings.kafka.request_timeout_s,
         store=settings.worker.table_store,
-        processing_guarantee=settings.worker.processing_guarantee,
         topic_partitions=topics.partitions,
         topic_replication_factor=topics.replication_factor,
         topic_allow_declare=True,
@@ -72,7 +68,7 @@ def create_app(settings: Settings) -> Streams:
         # Large batches: with the 16 KiB default a full batch waits for the request in
         # flight on its partition, which serialises a batch of events into round trips.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        # As large as the topics accept (warroom.topics), never larger.
+        # As large as the topics accept (foundation.topics), never larger.
         producer_max_request_size=settings.kafka.max_message_bytes,
     )
     use_fetch_wait(app)  # before the topics below create the app's transport
@@ -88,44 +84,21 @@ def create_app(settings: Settings) -> Streams:
         topics.name("outcomes"), key_serializer="raw", value_serializer=OUTCOME, partitions=n
     )
     dlq = app.topic(topics.name("dlq"), key_serializer="raw", value_serializer="raw", partitions=n)
-    # Faust derives a changelog's codecs from faust.Record types; our state is a pydantic
-    # model, so the changelog topic is declared here as Faust would, with our codec named.
-    changelog = app.topic(
-        f"{app.conf.id}-incidents-changelog", key_type=str, key_serializer="raw",
-        value_serializer=INCIDENT_STATE, partitions=n, compacting=True, acks=False,
-        internal=True, maxsize=131_072, allow_empty=True,
-    )
-    incidents = app.Table("incidents", partitions=n, default=None, key_type=str,
-                          changelog_topic=changelog)
-    incidents.key_serializer, incidents.value_serializer = "raw", INCIDENT_STATE  # for writes
+    incidents = declare_table(app, "incidents", INCIDENT_STATE, n)
     return Streams(settings, app, commands, events, outcomes, dlq, incidents)
 
 
-def record_persisted(streams: Streams, table: TableT, stored: asyncio.Future) -> None:
-    """Done-callback of a changelog write sent through the producer directly.
+def declare_table(app: faust.App, name: str, codec: str, partitions: int) -> TableT:
+    """A table of str keys whose values `codec` (a registered name) encodes.
 
-    Does what Faust's own changelog callback does: a store that persists remembers the
-    offset it holds, so recovery starts from there.
-    """
-    if stored.cancelled() or stored.exception() is not None:
-        return
-    written = stored.result()
-    tp = TP(written.topic, written.partition)
-    if streams.app.in_transaction:
-        streams.app.tables.persist_offset_on_commit(table.data, tp, written.offset)
-    else:
-        table.data.set_persisted_offset(tp, written.offset)
-
-
-async def send_dead_letter(streams: Streams, message: Message, reason: str) -> asyncio.Future:
-    """Send `message` to the DLQ with `reason`; the future resolves once the broker holds it.
-
-    The letter fits whatever the message's size (`streams.dead_letters`)."""
-    log.warning("dead letter from %s/%s@%s: %s", message.topic, message.partition, message.offset,
-                reason[:500])
-    key, value, headers = dead_letter(
-        message.value, message.key, message.topic, message.partition, message.offset, reason,
-        limit=letter_limit(streams.settings.kafka.max_message_bytes))
-    producer = await streams.app.maybe_start_producer()
-    return await producer.send(streams.settings.topics.name("dlq"), key, value, message.partition,
-                               None, headers)
+    Faust derives a changelog's codecs from faust.Record types; our values are pydantic
+    models, so the changelog topic is declared here as Faust would, with our codec named."""
+    changelog = app.topic(
+        f"{app.conf.id}-{name}-changelog", key_type=str, key_serializer="raw",
+        value_serializer=codec, partitions=partitions, compacting=True, acks=False,
+        internal=True, maxsize=131_072, allow_empty=True,
+    )
+    table = app.Table(name, partitions=partitions, default=None, key_type=str,
+                      changelog_topic=changelog)
+    table.key_serializer, table.value_serializer = "raw", codec  # for writes
+    return table

@@ -48,7 +48,8 @@ from contracts.events import (
     IncidentOpened,
     StatusChanged,
 )
-from streams.app import Streams, send_dead_letter
+from streams.app import Streams
+from streams.partition import send_dead_letter
 from streams.correlation import (
     IncidentFacts,
     Source,

@@ -15,8 +15,7 @@ import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as driver
 
-FETCH_WAIT_MS = 20
-"""Per partition leader at most 1,000 / 20 = 50 empty fetches a second while idle."""
+from foundation.fetching import FETCH_WAIT_MS
 
 _TESTED_WITH = {"faust": "0.15.3", "aiokafka": "0.14.0"}
 

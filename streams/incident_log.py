@@ -16,7 +16,7 @@ from uuid import uuid5
 
 from contracts.commands import CommandBase
 from contracts.events import ZERO_HASH, EventData, EventEnvelope
-from streams.chain import seal
+from foundation.chain import seal
 from streams.decider import actor_for, decide, evolve, initial_state
 from streams.incident import State
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from contracts.alerts import Alert
 from contracts.commands import AttachAlert, CommandBase, OpenIncident, ResolveAlert
 from contracts.common import Actor, ActorKind, Severity, UtcDatetime
-from warroom.settings import IntakeSettings
+from foundation.settings import IntakeSettings
 
 NAMESPACE = UUID("3b6f2f5e-8d1c-5a4e-9f0b-6c2d7e1a9b40")
 """Namespace of every id the intake derives."""

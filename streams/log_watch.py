@@ -1,4 +1,4 @@
-"""The worker's side of a log that went back (`streams.log_identity`).
+"""The worker's side of a log that went back (`foundation.log_identity`).
 
 The worker's tables (incident states, intake groups) were recovered from changelogs of
 the log it started on, and its positions name records in it. If the broker comes back
@@ -17,7 +17,7 @@ import mode
 from aiokafka.errors import KafkaError
 
 from streams.app import Streams
-from streams.log_identity import LogProbe
+from foundation.log_identity import LogProbe
 
 log = logging.getLogger(__name__)
 

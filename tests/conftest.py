@@ -25,13 +25,12 @@ from harness.servers import (  # noqa: E402
     start_or_give_up,
 )
 from harness.waiting import wait_for  # noqa: E402
+from testing import ensure_kafka_jars, start_apache_kafka  # noqa: E402
 from warroom.servers import (  # noqa: E402
     HttpServer,
     KafkaServer,
     PostgresServer,
-    ensure_kafka_jars,
     start_alertmanager,
-    start_apache_kafka,
     start_postgres,
     start_prometheus,
     start_tansu,

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 
 from contracts.alerts import Alert
 from streams.intake import fingerprint, group_key, refusal
-from warroom.settings import Settings, SettingsError
+from foundation.settings import Settings, SettingsError
 
 
 class AlertSendError(Exception):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from warroom.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 ROLES = ("viewer", "responder", "ingest", "admin")
 
@@ -33,7 +33,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _with_topics(settings: Settings) -> Settings:
     # Every process type may start first in a deployment; creating topics is idempotent.
-    from warroom.topics import ensure_topics
+    from foundation.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     return settings
@@ -47,8 +47,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_projector(args: argparse.Namespace) -> int:
+    from foundation.event_loop import run as run_on_event_loop
     from projections.runner import run
-    from warroom.event_loop import run as run_on_event_loop
 
     run_on_event_loop(run(_with_topics(_settings(args))))
     return 0
@@ -114,7 +114,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_alert_send(args: argparse.Namespace) -> int:
-    from warroom.alert_send import AlertSendError, bootstrap_for, build_alert, now, pairs, send_alert
+    from warroom.alert_send import (
+        AlertSendError,
+        bootstrap_for,
+        build_alert,
+        now,
+        pairs,
+        send_alert,
+    )
 
     settings = _settings(args)
     try:

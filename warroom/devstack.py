@@ -26,9 +26,9 @@ from warroom.servers import Server, free_port, start_postgres, start_tansu
 from warroom.servers.process import log_tail, spawn
 from pydantic import SecretStr
 
-from warroom.settings import Settings, SettingsError
+from foundation.settings import Settings, SettingsError
 from warroom.supervision import Backoff, supervise
-from warroom.topics import ensure_topics
+from foundation.topics import ensure_topics
 
 COMPONENTS = ("projector", "worker", "gateway")
 SECRET_FILE = "jwt-secret"
@@ -252,7 +252,7 @@ def _write_stack(data_dir: Path, url: str, kafka: str, postgres: str, servers: l
 def _restarted(server: Server, settings: Settings, components: list[Component]) -> None:
     """After a server came back: the broker holds nothing, so it needs its topics again and
     the worker a fresh start (its tables came from the log that is gone); the projector and
-    the gateway notice by themselves (`streams.log_identity`). PostgreSQL kept its data."""
+    the gateway notice by themselves (`foundation.log_identity`). PostgreSQL kept its data."""
     if server.name != "tansu":
         return
     asyncio.run(ensure_topics(settings))

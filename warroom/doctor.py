@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 
 async def _check(name: str, probe: Any, timeout: float) -> dict[str, Any]:

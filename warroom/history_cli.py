@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
-from warroom.settings import Settings, load_settings
+from foundation.settings import Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.harness.measure import cpu_seconds, percentiles
-from warroom.settings import Settings, load_settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings, load_settings
+from foundation.topics import ensure_topics
 
 
 def fresh_prefix(what: str) -> str:

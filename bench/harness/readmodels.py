@@ -15,7 +15,7 @@ from projections.logged import LoggedEvent
 from projections.rejects import decode
 from projections.schema import migrate, quote_ident
 from projections.synthetic import synthetic_log
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 
 def log_options(parser: argparse.ArgumentParser, events: int) -> None:

@@ -14,7 +14,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warroom.servers import Server, ensure_kafka_jars, free_port, start_apache_kafka, start_postgres, start_tansu
+from testing import ensure_kafka_jars, start_apache_kafka
+from warroom.servers import Server, free_port, start_postgres, start_tansu
 from warroom.servers.process import log_tail, spawn
 
 __all__ = ["ROOT", "Server", "Servers", "free_port", "jar_cache_dir", "log_tail", "raise_open_files", "servers",

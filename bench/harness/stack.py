@@ -15,9 +15,9 @@ import httpx
 
 from bench.harness.broker import bench_settings, fresh_prefix
 from bench.harness.servers import ROOT, Server, free_port, log_tail, spawn
-from warroom.event_loop import new_event_loop
+from foundation.event_loop import new_event_loop
+from foundation.settings import Settings
 from gateway.auth import mint_token
-from warroom.settings import Settings
 
 SECRET = "bench-secret-" + "z" * 32
 READY_TIMEOUT_S = 120

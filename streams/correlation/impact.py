@@ -31,7 +31,7 @@ from streams.correlation.resilience import (
     SourceError,
 )
 from streams.correlation.templates import TemplateError, render
-from warroom.settings import SLO, Settings
+from foundation.settings import SLO, Settings
 
 log = logging.getLogger(__name__)
 

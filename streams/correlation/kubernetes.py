@@ -23,7 +23,7 @@ import aiohttp
 from streams.correlation.model import Finding, IncidentFacts, Scope, SourceReport, settle
 from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
 from streams.correlation.templates import TemplateError, render
-from warroom.settings import KubernetesSource as KubernetesSettings
+from foundation.settings import KubernetesSource as KubernetesSettings
 
 REVISION = "deployment.kubernetes.io/revision"
 

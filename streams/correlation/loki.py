@@ -27,7 +27,7 @@ from streams.correlation.templates import (
     render,
     seconds,
 )
-from warroom.settings import LokiSource as LokiSettings
+from foundation.settings import LokiSource as LokiSettings
 
 # Order matters: the wider shapes go first so a timestamp is not masked as numbers.
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (

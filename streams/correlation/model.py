@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from streams.correlation.resilience import Calls, CircuitBreaker
     from streams.correlation.window import Window
 
-SourceOutcome = Literal["succeeded", "failed", "no_data", "unavailable", "timed_out"]
-RunOutcome = Literal["succeeded", "partial", "failed"]
 
 
 @dataclass(frozen=True)

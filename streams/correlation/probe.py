@@ -13,7 +13,7 @@ from contracts.commands import CompleteCorrelationSource, RecordFinding
 from streams.correlation.model import IncidentFacts
 from streams.correlation.resilience import SYSTEM_CLOCK, Clock
 from streams.correlation.run import build_sources, close_sources, correlate
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 PROBE_RUN = uuid.UUID("00000000-0000-4000-8000-00000000d0c7")
 

@@ -23,7 +23,7 @@ from streams.correlation.model import Finding, IncidentFacts, Scope, SourceRepor
 from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
 from streams.correlation.signals import judge, query_range_of, signal_queries, split
 from streams.correlation.templates import prometheus_graph_link, seconds
-from warroom.settings import PrometheusSource as PrometheusSettings
+from foundation.settings import PrometheusSource as PrometheusSettings
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar
 
-from warroom.settings import CorrelationSettings
+from foundation.settings import CorrelationSettings
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@
 A run looks at the incident's own time (`window.analysis_window`) and at the incident's
 service and its dependencies: the symptom first, then its callees through the service
 graph, breadth first within `topology.max_depth` hops and `topology.max_candidates`
-services (`warroom.topology.candidates`). Every source examines that same scope. The
+services (`foundation.topology.candidates`). Every source examines that same scope. The
 findings, each naming its service and signal, are ranked by `rootcause.rank_causes`.
 
 `correlate` yields, in order: `StartCorrelationSource` for every configured source;
@@ -40,16 +40,17 @@ from contracts.commands import (
     StartCorrelationSource,
 )
 from contracts.common import SYSTEM, Actor, ActorKind
+from contracts.events import RunOutcome, SourceOutcome
 from streams.correlation.kubernetes import KubernetesSource
 from streams.correlation.loki import LokiSource
-from streams.correlation.model import Finding, IncidentFacts, RunOutcome, Scope, Source, SourceOutcome, SourceReport
+from streams.correlation.model import Finding, IncidentFacts, Scope, Source, SourceReport
 from streams.correlation.prometheus import PrometheusSource
 from streams.correlation.resilience import SYSTEM_CLOCK, Calls, CircuitBreaker, Clock, Policy, SourceError
 from streams.correlation.rootcause import Evidence, rank_causes
 from streams.correlation.topology import Topology, TopologyView, configured_edges
 from streams.correlation.window import analysis_window
-from warroom.settings import Settings
-from warroom.topology import ServiceGraph, candidates
+from foundation.settings import Settings
+from foundation.topology import ServiceGraph, candidates
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from streams.correlation.anomaly import ANOMALOUS, Anomaly, Observation, Sample,
 from streams.correlation.model import Finding
 from streams.correlation.templates import escape_label_value, render
 from streams.correlation.window import Window
-from warroom.settings import PrometheusSource as PrometheusSettings
-from warroom.settings import Signal
+from foundation.settings import PrometheusSource as PrometheusSettings
+from foundation.settings import Signal
 
 if TYPE_CHECKING:
     from streams.correlation.prometheus import Series

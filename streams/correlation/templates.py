@@ -1,12 +1,12 @@
 """Links back to the source behind a finding; the template and duration helpers live in
-`warroom.templates` (settings check templates with them) and are re-exported here."""
+`foundation.templates` (settings check templates with them) and are re-exported here."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from urllib.parse import urlencode
 
-from warroom.templates import (  # noqa: F401  (re-exported for the sources)
+from foundation.templates import (  # noqa: F401  (re-exported for the sources)
     TemplateError,
     delta,
     duration_text,

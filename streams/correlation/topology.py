@@ -22,8 +22,8 @@ import httpx
 from streams.correlation.prometheus import PrometheusClient
 from streams.correlation.resilience import SourceError
 from streams.correlation.templates import render
-from warroom.settings import Discovery, Settings
-from warroom.topology import Edge, ServiceGraph, TopologyError, edges_from_labels, parse_edge, read_file
+from foundation.settings import Discovery, Settings
+from foundation.topology import Edge, ServiceGraph, TopologyError, edges_from_labels, parse_edge, read_file
 
 CACHED_MOMENTS = 32
 

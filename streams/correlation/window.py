@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams.correlation.model import IncidentFacts
 from streams.correlation.templates import delta
-from warroom.settings import CorrelationSettings
+from foundation.settings import CorrelationSettings
 
 
 @dataclass(frozen=True)

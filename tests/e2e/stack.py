@@ -20,7 +20,7 @@ import httpx
 from gateway.auth import mint_token
 from warroom.servers import free_port
 from warroom.servers.process import Server, log_tail, spawn
-from warroom.settings import Settings, load_settings
+from foundation.settings import Settings, load_settings
 
 from harness.waiting import wait_for
 
@@ -129,9 +129,9 @@ def start_stack(kafka_bootstrap: str, postgres_dsn: str, work_dir: Path, **extra
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create the stack's topics (warroom.topics when present, else the admin client)."""
+    """Create the stack's topics (foundation.topics when present, else the admin client)."""
     try:
-        from warroom.topics import ensure_topics as create
+        from foundation.topics import ensure_topics as create
     except ImportError:  # pragma: no cover - older tree
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer
 from harness.waiting import wait_for
 from stack import Stack, stack_env
 from warroom.servers import free_port
-from warroom.settings import load_settings
-from warroom.topics import ensure_topics
+from foundation.settings import load_settings
+from foundation.topics import ensure_topics
 
 
 def gateway_alone(kafka_bootstrap: str, postgres_dsn: str, work_dir) -> Stack:

@@ -28,8 +28,9 @@ from stack import Stack, start_stack
 
 from contracts.events import EventEnvelope
 from projections.log_reader import log_end, read_ranges
-from streams.chain import verify
-from warroom.servers import KafkaServer, ensure_kafka_jars, start_apache_kafka
+from foundation.chain import verify
+from testing import ensure_kafka_jars, start_apache_kafka
+from warroom.servers import KafkaServer
 
 WRITERS = 4
 NOTES_PER_INCIDENT = 6

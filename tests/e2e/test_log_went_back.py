@@ -13,7 +13,7 @@ from harness.servers import come_back_empty
 from harness.waiting import wait_for_async
 from sse_client import open_stream
 from stack import start_stack
-from warroom.topics import ensure_topics
+from foundation.topics import ensure_topics
 
 
 async def status(stack, path: str) -> int:

@@ -26,7 +26,7 @@ from gateway.auth import mint_token
 from harness.waiting import wait_for_async
 from sse_client import EventStream, open_stream
 from warroom.servers import free_port
-from warroom.settings import Settings, load_settings
+from foundation.settings import Settings, load_settings
 
 from stack import SECRET, ensure_topics
 

@@ -20,7 +20,7 @@ from contracts.common import Actor
 from contracts.events import EventEnvelope
 from contracts.outcomes import CommandOutcome
 from harness.waiting import wait_for, wait_for_async
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = Actor(kind="user", id="alice")

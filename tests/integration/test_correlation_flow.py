@@ -29,8 +29,8 @@ from contracts.common import Actor
 from contracts.events import EventEnvelope
 from streams.correlation_agents import opening_run_id
 from warroom.servers import free_port
-from warroom.settings import Settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 pytestmark = pytest.mark.timeout(300)
 

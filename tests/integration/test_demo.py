@@ -33,7 +33,7 @@ from warroom.demo.stack import (
     with_overrides,
 )
 from warroom.servers import HttpServer, ServerUnavailable, backfill_openmetrics
-from warroom.settings import load_settings
+from foundation.settings import load_settings
 
 pytestmark = pytest.mark.timeout(240)
 

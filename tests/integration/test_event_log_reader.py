@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaProducer
 
 from gateway.eventlog import EventLog, EventNotInLog
 from projections.synthetic import synthetic_log
-from warroom.settings import Settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 
 async def test_a_position_holding_another_record_is_refused(kafka) -> None:

@@ -27,8 +27,8 @@ from contracts.commands import ChangeStatus
 from contracts.common import Actor
 from contracts.events import EventEnvelope
 from streams.intake import fingerprint
-from warroom.settings import Settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3

@@ -8,8 +8,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from harness.servers import come_back_empty
-from streams.log_identity import LogProbe
-from warroom.settings import KafkaSettings
+from foundation.log_identity import LogProbe
+from foundation.settings import KafkaSettings
 
 TOPIC = "log-identity.events"
 

@@ -33,12 +33,13 @@ from projections import incidents
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
 from projections.runner import Projector
-from projections.schema import CREATE_MIGRATIONS_TABLE, MIGRATION_1, MIGRATIONS, changes_channel, migrate, quote_ident
+from foundation.change_feed import channel as changes_channel
+from projections.schema import CREATE_MIGRATIONS_TABLE, MIGRATION_1, MIGRATIONS, migrate, quote_ident
 from projections.synthetic import synthetic_log
-from streams.chain import seal
+from foundation.chain import seal
 from warroom.servers import start_postgres
-from warroom.settings import Settings, load_settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings, load_settings
+from foundation.topics import ensure_topics
 
 pytestmark = pytest.mark.timeout(300)
 

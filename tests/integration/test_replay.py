@@ -41,8 +41,8 @@ from projections.synthetic import synthetic_log
 from projections.verify import REBUILT_TABLES, compare_schemas, verify
 from streams.decider import Rejected
 from streams.incident_log import execute
-from warroom.settings import Settings, load_settings
-from warroom.topics import ensure_topics
+from foundation.settings import Settings, load_settings
+from foundation.topics import ensure_topics
 
 pytestmark = pytest.mark.timeout(600)
 

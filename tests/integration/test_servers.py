@@ -13,7 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from harness.servers import jar_cache_dir, kafka_choice
 from harness.waiting import wait_for_async
-from warroom.servers import ensure_kafka_jars, start_apache_kafka, start_postgres, start_tansu
+from testing import ensure_kafka_jars, start_apache_kafka
+from warroom.servers import start_postgres, start_tansu
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -26,7 +26,7 @@ from streams.correlation.loki import build_queries as loki_queries
 from streams.correlation.probe import probe_sources
 from warroom.petshop.dataset import SeriesSamples
 from warroom.servers import free_port
-from warroom.settings import Settings, TopologySettings
+from foundation.settings import Settings, TopologySettings
 
 pytestmark = pytest.mark.timeout(180)
 

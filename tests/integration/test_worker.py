@@ -18,9 +18,9 @@ from harness.letters import ORIGINAL_MAX, assert_holds, poison
 from harness.waiting import wait_for_async
 
 from contracts.commands import AcknowledgeIncident, AddNote, ChangeStatus, StartCorrelation
-from streams.chain import verify
-from warroom.settings import Settings
-from warroom.topics import ensure_topics
+from foundation.chain import verify
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 PARTITIONS = 3
 

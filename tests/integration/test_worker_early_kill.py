@@ -23,9 +23,9 @@ from harness.decider import Client, Topics, Worker, command, opening
 from harness.waiting import wait_for_async
 
 from contracts.commands import AddNote, CommandBase
-from streams.chain import verify
-from warroom.settings import Settings
-from warroom.topics import ensure_topics
+from foundation.chain import verify
+from foundation.settings import Settings
+from foundation.topics import ensure_topics
 
 # Points of a worker's start, as Faust logs them, in order.
 MILESTONES = (

@@ -9,7 +9,7 @@ from uuid import UUID, uuid5
 from contracts.common import Actor, Severity, Status
 from contracts.events import ZERO_HASH, EventEnvelope, IncidentAcknowledged, IncidentOpened, NoteAdded, StatusChanged
 from projections.audit import audit, audit_records
-from streams.chain import digest, seal
+from foundation.chain import digest, seal
 
 INCIDENT = UUID(int=42)
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)

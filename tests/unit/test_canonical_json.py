@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.events import EventEnvelope
-from streams.canonical_json import canonical_bytes, reference_bytes
-from streams.chain import digest
+from foundation.canonical_json import canonical_bytes, reference_bytes
+from foundation.chain import digest
 from tests.unit.test_golden_events import WRITTEN
 
 DATA = Path(__file__).parents[1] / "data" / "events"

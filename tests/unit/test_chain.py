@@ -16,7 +16,7 @@ from contracts.events import (
     NoteAdded,
     StatusChanged,
 )
-from streams.chain import canonical, digest, seal, verify
+from foundation.chain import canonical, digest, seal, verify
 
 INCIDENT = UUID("00000000-0000-4000-8000-000000000001")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ from contracts.commands import ChangeStatus
 from contracts.common import Actor, Status
 from contracts.events import ZERO_HASH, StatusChanged
 from contracts.outcomes import CommandOutcome
-from streams.chain import seal
+from foundation.chain import seal
 from streams.codec import COMMAND, EVENT, INCIDENT_STATE, OUTCOME, register_codecs
-from streams.dead_letters import HEADROOM, REASON_MAX, dead_letter, letter_limit
+from foundation.dead_letters import HEADROOM, REASON_MAX, dead_letter, letter_limit
 from streams.incident import Applied, Incident
 
 ID = UUID("00000000-0000-4000-8000-000000000001")

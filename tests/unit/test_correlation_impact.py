@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from streams.correlation import impact
-from warroom.settings import SLO
+from foundation.settings import SLO
 
 SLO_999 = SLO(name="checkout-availability", service="checkout", good_query="g", total_query="t",
               objective=0.999, window="30d", cost_per_minute=120.0)

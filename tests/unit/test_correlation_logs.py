@@ -9,7 +9,7 @@ import pytest
 from harness.replay_servers import recording
 from streams.correlation import loki
 from streams.correlation.prometheus import Series
-from warroom.settings import LokiSource
+from foundation.settings import LokiSource
 
 T0 = datetime(2024, 5, 1, 9, 46, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from streams.correlation.prometheus import Series
 from streams.correlation.resilience import QueryRejected
 from streams.correlation.signals import signal_queries
 from streams.correlation.templates import TemplateError, prometheus_graph_link, render, seconds
-from warroom.settings import LokiSource, PrometheusSource
+from foundation.settings import LokiSource, PrometheusSource
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

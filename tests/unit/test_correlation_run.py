@@ -22,7 +22,7 @@ from streams.correlation import IncidentFacts, correlate, run_outcome, start_com
 from streams.correlation.model import Finding, Scope, SourceReport
 from streams.correlation.resilience import Calls, CircuitBreaker, SourceUnreachable
 from streams.correlation.run import build_sources, finding_id
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 RUN = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 

@@ -11,7 +11,7 @@ from streams.correlation.model import IncidentFacts
 from streams.correlation.prometheus import Series
 from streams.correlation.signals import bounded, confidence, judge, query_range_of, split
 from streams.correlation.window import analysis_window
-from warroom.settings import CorrelationSettings, Signal
+from foundation.settings import CorrelationSettings, Signal
 
 ANCHOR = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
 INCIDENT = IncidentFacts(uuid.UUID("00000000-0000-4000-8000-000000000001"), "checkout", ANCHOR)

@@ -10,8 +10,8 @@ import pytest
 
 from streams.correlation.model import IncidentFacts
 from streams.correlation.window import analysis_window
-from warroom.settings import CorrelationSettings
-from warroom.templates import delta
+from foundation.settings import CorrelationSettings
+from foundation.templates import delta
 
 OPENED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ID = uuid.UUID("00000000-0000-4000-8000-000000000001")

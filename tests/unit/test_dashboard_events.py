@@ -2,23 +2,34 @@
 progress as the postmortem does.
 
 An EventSource only delivers the `event:` names it registered for; a type missing from
-`stream.js` would never reach an open page, however live the stream."""
+the list would never reach an open page, however live the stream: so the gateway serves
+the list, made from `contracts`, as the module `stream.js` imports."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
 from contracts.events import EVENT_TYPES
+from foundation.settings import Settings
+from gateway.app import create_app
 from projections.timeline import PROGRESS
 
 STREAM_JS = Path(__file__).resolve().parents[2] / "gateway" / "static" / "js" / "stream.js"
 
 
 def test_the_page_subscribes_to_every_event_type() -> None:
-    listed = re.search(r"export const EVENT_TYPES = \[(.*?)\];", STREAM_JS.read_text(), re.S)
-    assert listed, "EVENT_TYPES not found in stream.js"
-    assert re.findall(r'"(\w+)"', listed.group(1)) == list(EVENT_TYPES)
+    served = TestClient(create_app(Settings(auth={"jwt_secret": "x" * 40}))).get("/static/js/event_types.js")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
+    assert served.headers["content-security-policy"].startswith("default-src 'self'")
+    listed = re.fullmatch(r"export const EVENT_TYPES = (\[.*\]);\n", served.text, re.S)
+    assert listed and json.loads(listed.group(1)) == list(EVENT_TYPES)
+    stream = STREAM_JS.read_text()
+    assert 'import { EVENT_TYPES } from "./event_types.js";' in stream
+    assert "for (const type of EVENT_TYPES) source.addEventListener(type" in stream
 
 
 TIMELINE_JS = STREAM_JS.with_name("timeline.js")

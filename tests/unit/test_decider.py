@@ -46,7 +46,7 @@ from contracts.events import (
     SeverityChanged,
     StatusChanged,
 )
-from streams.chain import verify
+from foundation.chain import verify
 from streams.decider import Rejected, decide, evolve, initial_state
 from streams.incident_log import execute, fold, record, state_as_of
 

@@ -22,8 +22,8 @@ from warroom.demo.stack import (
     running_demo,
     with_running_demo,
 )
-from warroom.settings import Signal, load_settings
-from warroom.templates import seconds
+from foundation.settings import Signal, load_settings
+from foundation.templates import seconds
 
 
 def test_an_unknown_service_is_refused_naming_the_shops_services(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ from contracts.events import (
     FindingRecorded,
 )
 from contracts.hypotheses import Hypothesis
-from streams.chain import canonical, digest, seal, verify
+from foundation.chain import canonical, digest, seal, verify
 
 V1_LOG = Path(__file__).resolve().parents[1] / "data" / "events" / "v1_correlation.json"
 RUN = uuid.UUID("00000000-0000-4000-8000-0000000000aa")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import faust
 import pytest
 
+from foundation.fetching import FETCH_WAIT_MS
 from streams import fetch_wait
 from streams.app import create_app
-from streams.fetch_wait import FETCH_WAIT_MS, use_fetch_wait
-from warroom.settings import Settings
+from streams.fetch_wait import use_fetch_wait
+from foundation.settings import Settings
 
 
 def _worker_consumer(app: faust.App):

@@ -14,7 +14,7 @@ from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.dead_letters import source_topic
 from gateway.problems import Problem
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
 

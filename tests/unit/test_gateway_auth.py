@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.auth import Role, TokenError, TokenVerifier, granted, mint_token
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 
 class Pool:

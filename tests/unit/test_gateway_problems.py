@@ -12,7 +12,7 @@ from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.incidents.routes import _rejection
 from gateway.problems import Problem
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
 

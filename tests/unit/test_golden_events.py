@@ -2,7 +2,7 @@
 
 The records below were written by earlier versions of the code (byte for byte as they
 sit on the events topic): an opening and a correlation run with free-form hypotheses at
-schema version 1, and a `RootCauseConfirmed` at schema version 2. `streams.chain` hashes
+schema version 1, and a `RootCauseConfirmed` at schema version 2. `foundation.chain` hashes
 the re-serialized model, so a field added with a default to any of these models would
 change their canonical form and break this test: such a change needs a new model or a
 new schema version, never a silent default.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from contracts.events import EventEnvelope
 from projections import scorecard
 from projections.decoding import Decoder
-from streams.chain import digest, verify
+from foundation.chain import digest, verify
 
 WRITTEN = [
     # schema version 1

@@ -36,7 +36,7 @@ from streams.intake import (
     title_of,
     watch,
 )
-from warroom.settings import IntakeSettings
+from foundation.settings import IntakeSettings
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DEFAULT = IntakeSettings()

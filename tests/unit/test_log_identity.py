@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.log_identity import went_back
+from foundation.log_identity import went_back
 
 
 def test_the_same_log_read_up_to_its_end_or_less_is_fine() -> None:

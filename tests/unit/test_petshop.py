@@ -14,7 +14,7 @@ import pytest
 from contracts.common import SYSTEM
 from contracts.events import ZERO_HASH, CorrelationCompleted, IncidentOpened
 from contracts.hypotheses import Hypothesis
-from streams.chain import seal
+from foundation.chain import seal
 from streams.correlation_agents import opening_run_id
 from warroom.petshop.backfill import write_openmetrics
 from warroom.petshop.dataset import (
@@ -28,7 +28,7 @@ from warroom.petshop.dataset import (
     series_name,
 )
 from warroom.petshop.evaluate import CaseResult, Watch, depth_covering, report_json, scores, signals_for
-from warroom.topology import Edge, ServiceGraph
+from foundation.topology import Edge, ServiceGraph
 
 HEAD = ("microservice,a,a,b\nmetric,latency,availability,latency\nstatistic,Average,Average,p90\n"
         "unix_timestamp,,,\n")

@@ -17,7 +17,7 @@ from contracts.events import (
 from contracts.hypotheses import Hypothesis
 from projections.postmortem import build, to_json
 from projections.postmortem_markdown import TO_WRITE, duration, render
-from streams.chain import seal
+from foundation.chain import seal
 
 INCIDENT = UUID("5f0c7f3e-1b6a-4c8e-9a51-0d2b3c4e5f60")
 RUN = UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")

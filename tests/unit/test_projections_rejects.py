@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from projections.rejects import Unreadable, decode
+from foundation.dead_letters import Poison
+from projections.rejects import decode
 from projections.synthetic import synthetic_log
 
 
@@ -16,12 +17,12 @@ from projections.synthetic import synthetic_log
     (None, "empty record"),
 ])
 def test_unreadable_records_say_why(value, reason):
-    with pytest.raises(Unreadable) as err:
+    with pytest.raises(Poison) as err:
         decode(value)
     assert err.value.reason.startswith(reason)
 
 
 def test_bad_hash_is_refused():
     good = next(synthetic_log(1)).model_dump(mode="json", by_alias=True)
-    with pytest.raises(Unreadable, match="hash"):
+    with pytest.raises(Poison, match="hash"):
         decode(json.dumps({**good, "hash": "xyz"}).encode())

@@ -8,7 +8,8 @@ import pytest
 
 from contracts.events import EventEnvelope
 from projections.decoding import DecodedEvent, Decoder
-from projections.rejects import Unreadable, decode
+from foundation.dead_letters import Poison
+from projections.rejects import decode
 from projections.synthetic import synthetic_log
 
 LOG = list(synthetic_log(400, seed=11, concurrent=8))
@@ -22,14 +23,14 @@ def wire(event: EventEnvelope) -> bytes:
 def outcome(decoder: Decoder, value: bytes | None):
     try:
         return decoder.decode(value)
-    except Unreadable:
+    except Poison:
         return None
 
 
 def full(value: bytes | None):
     try:
         return decode(value)
-    except Unreadable:
+    except Poison:
         return None
 
 
@@ -105,5 +106,5 @@ def test_odd_records_are_judged_exactly_as_the_projector_judges_them(case: str) 
 
 
 def test_an_empty_record_is_unreadable() -> None:
-    with pytest.raises(Unreadable):
+    with pytest.raises(Poison):
         Decoder().decode(None)

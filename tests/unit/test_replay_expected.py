@@ -12,7 +12,7 @@ from contracts.events import (
 )
 from projections.expected import Digest, Expected, flat_map, micros, millionths, services_digest
 from projections.synthetic import synthetic_log
-from streams.chain import seal
+from foundation.chain import seal
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor(kind="user", id="alice")

@@ -12,7 +12,7 @@ from contracts.common import SYSTEM, Actor
 from contracts.events import CorrelationCompleted, EventData, EventEnvelope, IncidentOpened, NoteAdded, RootCauseConfirmed
 from contracts.hypotheses import Hypothesis
 from projections import scorecard
-from streams.chain import seal
+from foundation.chain import seal
 
 INCIDENT = UUID("00000000-0000-4000-8000-000000000001")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

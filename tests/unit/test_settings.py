@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from warroom.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "warroom.toml"
@@ -71,6 +71,7 @@ def test_jwt_secret_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("[kafka]\nbootstrapp = 'x'\n", "kafka.bootstrapp"),
         ("[postgres]\ndsn = 'mysql://x'\n", "postgres.dsn"),
         ("[worker]\nprocessing_guarantee = 'maybe'\n", "worker.processing_guarantee"),
+        ("[worker]\nprocessing_guarantee = 'exactly_once'\n", "worker.processing_guarantee"),
     ],
 )
 def test_bad_file_value_names_the_key(tmp_path: Path, toml: str, key: str) -> None:

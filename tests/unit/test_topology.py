@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from streams.correlation.topology import Topology, configured_edges
-from warroom.settings import Settings, SettingsError, load_settings
-from warroom.topology import (
+from foundation.settings import Settings, SettingsError, load_settings
+from foundation.topology import (
     Edge,
     ServiceGraph,
     TopologyError,

@@ -39,7 +39,7 @@ def _cmd_fault(args: argparse.Namespace) -> int:
     import httpx
 
     from warroom.demo.stack import NoDemo, running_demo
-    from warroom.settings import load_settings
+    from foundation.settings import load_settings
 
     data_dir = args.data_dir or load_settings(args.config).data_dir
     try:

@@ -38,7 +38,7 @@ from warroom.servers.prometheus import (
     start_alertmanager,
     start_prometheus,
 )
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 

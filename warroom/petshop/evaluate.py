@@ -43,9 +43,9 @@ from warroom.petshop.dataset import Case, Placement, Scenario, Table, place, rea
 from warroom.servers import free_port, start_prometheus, start_tansu
 from warroom.devstack import Component
 from warroom.servers.process import Server, log_tail
-from warroom.settings import Settings, load_settings
-from warroom.topics import ensure_topics
-from warroom.topology import ServiceGraph, candidates, read_file
+from foundation.settings import Settings, load_settings
+from foundation.topics import ensure_topics
+from foundation.topology import ServiceGraph, candidates, read_file
 
 CASE_LABEL = "petshop_case"
 STEP = "300s"

@@ -6,12 +6,7 @@
 // so nothing in between is missed. Either way a change is applied at most once:
 // anything at or below the last id seen is a repeat of a resume and is skipped.
 
-export const EVENT_TYPES = [
-  "IncidentOpened", "IncidentAcknowledged", "StatusChanged", "SeverityChanged", "NoteAdded",
-  "AlertAttached", "AlertResolved", "CorrelationStarted", "CorrelationSourceStarted",
-  "CorrelationSourceCompleted", "FindingRecorded", "CorrelationCompleted", "ImpactAssessed",
-  "RootCauseConfirmed",
-];
+import { EVENT_TYPES } from "./event_types.js"; // served by the gateway from contracts
 
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from contracts.common import Actor
 from contracts.events import SCHEMA_VERSION, ZERO_HASH, EventData, EventEnvelope
-from streams.canonical_json import canonical_bytes
+from foundation.canonical_json import canonical_bytes
 
 
 def canonical(envelope: EventEnvelope) -> bytes:

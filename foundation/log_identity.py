@@ -22,7 +22,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import OffsetOutOfRangeError
 from aiokafka.protocol.metadata import MetadataRequest
 
-from warroom.settings import KafkaSettings
+from foundation.settings import KafkaSettings
 
 PROBE_WAIT_MS = 200
 

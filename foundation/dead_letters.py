@@ -21,6 +21,15 @@ from typing import Any
 
 Headers = list[tuple[str, bytes]]
 
+
+class Poison(Exception):
+    """A record that cannot be processed; `reason` goes to the DLQ with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 HEADROOM = 4096
 """Bytes of a record beside its value: the key (at most KEY_MAX), headers, batch overhead."""
 KEY_MAX = 1024

@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -29,8 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from warroom.templates import check, seconds
-from warroom.topology import parse_edge, read_file
+from foundation.templates import check, seconds
+from foundation.topology import parse_edge, read_file
 
 
 class Section(BaseModel):
@@ -108,9 +109,19 @@ class SSESettings(Section):
 
 
 class WorkerSettings(Section):
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     table_store: str = "memory://"
     web_port: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_guarantee_to_choose(cls, given: Any) -> Any:
+        if isinstance(given, dict) and "processing_guarantee" in given:
+            raise ValueError(
+                "'worker.processing_guarantee' is no longer a setting; remove it. The worker "
+                "delivers at least once and readers drop repeats; exactly_once (Kafka "
+                "transactions) is not offered: Tansu has no transactions, and on Apache Kafka "
+                "a restarted worker under them lost changelog writes")
+        return given
 
 
 class ProjectorSettings(Section):

@@ -9,7 +9,7 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from warroom.settings import Settings
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 
