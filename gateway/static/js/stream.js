@@ -10,7 +10,7 @@ export const EVENT_TYPES = [
   "IncidentOpened", "IncidentAcknowledged", "StatusChanged", "SeverityChanged", "NoteAdded",
   "AlertAttached", "AlertResolved", "CorrelationStarted", "CorrelationSourceStarted",
   "CorrelationSourceCompleted", "FindingRecorded", "CorrelationCompleted", "ImpactAssessed",
-  "RootCauseConfirmed",
+  "RootCauseConfirmed", "NotificationSent", "NotificationFailed", "Escalated",
 ];
 
 const RETRY_FIRST_MS = 500;
