@@ -220,8 +220,10 @@ def evolve(state: State, event: EventEnvelope | EventData) -> State:
 def _changes(state: Incident, data: EventData) -> dict[str, object]:
     match data:
         case IncidentAcknowledged():
-            return {"acknowledged": True}
+            return {"acknowledged": True, "reopened_unacknowledged": False}
         case StatusChanged():
+            if data.from_ is Status.RESOLVED:  # reopened: it needs acknowledging again
+                return {"status": data.to, "reopened_unacknowledged": True}
             return {"status": data.to}
         case SeverityChanged():
             return {"severity": data.to}
@@ -244,7 +246,7 @@ def _changes(state: Incident, data: EventData) -> dict[str, object]:
         case RootCauseConfirmed():
             return {"root_cause": Cause(service=data.service, signal=data.signal, note=data.note)}
         case Escalated():
-            step = f"{data.trigger_event_id}:{data.level}"
+            step = _escalation_step(data.trigger_event_id, data.level, data.receivers)
             return {"escalations": remember(state.escalations, step, RECENT_ESCALATIONS)}
     return {}  # notes, findings, impact: recorded in the log, nothing to decide on
 
@@ -267,7 +269,7 @@ def _open(command: OpenIncident, state: State) -> list[EventData]:
 
 
 def _acknowledge(command: AcknowledgeIncident, state: Incident) -> list[EventData]:
-    if state.acknowledged:
+    if state.acknowledged and not state.reopened_unacknowledged:
         return []
     if state.resolved:
         raise Rejected("invalid_transition", "a resolved incident cannot be acknowledged")
@@ -353,12 +355,16 @@ def _record_notification(command: RecordNotification) -> list[EventData]:
 
 def _escalate(command: Escalate, state: Incident) -> list[EventData]:
     # Someone acknowledged (or it resolved) while the deadline passed: nothing to escalate.
-    if state.acknowledged or state.resolved:
+    if (state.acknowledged and not state.reopened_unacknowledged) or state.resolved:
         return []
-    if f"{command.trigger_event_id}:{command.level}" in state.escalations:
+    if _escalation_step(command.trigger_event_id, command.level, command.receivers) in state.escalations:
         return []
     return [Escalated(level=command.level, receivers=command.receivers,
                       trigger_event_id=command.trigger_event_id)]
+
+
+def _escalation_step(trigger_event_id: object, level: int, receivers: list[str]) -> str:
+    return f"{trigger_event_id}:{level}:{','.join(receivers)}"
 
 
 def _may_move(current: Status, to: Status) -> bool:

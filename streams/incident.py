@@ -62,7 +62,9 @@ class Incident(Frozen):
     severity: Severity
     version: int
     last_hash: str
-    acknowledged: bool = False
+    acknowledged: bool = False  # ever acknowledged
+    # Reopened and not acknowledged since: escalation runs again and acknowledging is news.
+    reopened_unacknowledged: bool = False
     firing: frozenset[str] = frozenset()
     runs: tuple[Run, ...] = ()
     root_cause: Cause | None = None
@@ -72,7 +74,7 @@ class Incident(Frozen):
     # there (streams.correlation.window), also after a restart forgot everything else.
     opened_at: datetime | None = None
     first_alert_at: datetime | None = None
-    escalations: tuple[str, ...] = ()  # "<trigger event id>:<level>", newest last
+    escalations: tuple[str, ...] = ()  # "<trigger event id>:<level>:<receivers>", newest last
 
     @property
     def resolved(self) -> bool:
