@@ -14,6 +14,7 @@ class Delivery:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 class Receiver:
@@ -38,7 +39,7 @@ class Receiver:
                 except ValueError:
                     body = raw
                 with receiver._lock:
-                    receiver.deliveries.append(Delivery(self.path, dict(self.headers), body))
+                    receiver.deliveries.append(Delivery(self.path, dict(self.headers), body, raw))
                 receiver._stopping.wait(receiver.delays.get(self.path, 0))
                 self.send_response(receiver.answers.get(self.path, 200))
                 self.send_header("Content-Length", "0")
