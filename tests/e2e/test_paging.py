@@ -181,6 +181,19 @@ async def test_each_receiver_gets_its_documented_payload_and_a_down_one_is_retri
     assert len(to(receivers, "/down", incident)) == 3
     assert len({d.headers["Idempotency-Key"] for d in to(receivers, "/down", incident)}) == 1
 
+    # The read model lists the same ledger, and the timeline tells it.
+    async def ledger() -> list[dict] | None:
+        answer = await responder.get(f"/v1/incidents/{incident}/notifications")
+        answer.raise_for_status()
+        rows = answer.json()
+        return rows if len(rows) == len(of_type(events, "NotificationSent")) + len(failed) else None
+
+    rows = await wait_for_async(ledger, 30, 0.2, "the notifications read model")
+    assert {(r["receiver"], r["type"]) for r in rows} >= {("hook", "NotificationSent"), ("down", "NotificationFailed")}
+    assert "secret" not in json.dumps(rows).lower() and SECRET not in json.dumps(rows)
+    timeline = (await responder.get(f"/v1/incidents/{incident}/timeline")).json()
+    assert any(e["type"] == "NotificationFailed" and "giving up" in e["summary"] for e in timeline), timeline
+
 
 async def test_escalation_fires_when_nobody_acknowledges_and_not_when_someone_does(
         notifier, responder: httpx.AsyncClient, receivers: Receiver) -> None:
