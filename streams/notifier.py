@@ -141,7 +141,14 @@ class Notifier:
         work = self._page(pager, action) if isinstance(action, paging.Deliver) else self._escalate(pager, action)
         task = asyncio.create_task(work, name=f"page-{key[1]}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._finished(done, key))
+
+    def _finished(self, task: asyncio.Task, key: tuple) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Not recorded (the broker refused the command): offer it again on a later tick.
+            log.warning("recording %s failed: %s", key, task.exception())
+            self._in_flight.discard(key)
 
     def _forget_recorded(self) -> None:
         # An attempt stays in flight until the log shows it (then `due` no longer offers it).
