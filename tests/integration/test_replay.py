@@ -342,7 +342,7 @@ async def test_verify_only_reports_a_live_schema_that_drifted_and_leaves_it_alon
     live = settings.postgres.schema_name
     projector = await projected(settings, mixed_log(seed=8, incidents=60))
     await projector.stop()
-    await conn.execute(f"UPDATE {live}.incidents SET severity = 'low' WHERE id = (SELECT id FROM {live}.incidents ORDER BY id LIMIT 1)")
+    await conn.execute(f"UPDATE {live}.incidents SET severity = CASE severity WHEN 'low' THEN 'high' ELSE 'low' END WHERE id = (SELECT id FROM {live}.incidents ORDER BY id LIMIT 1)")
     await conn.execute(f"DELETE FROM {live}.notes WHERE note_id = (SELECT note_id FROM {live}.notes ORDER BY note_id LIMIT 1)")
     drifted = await snapshot(conn, live)
 
