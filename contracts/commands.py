@@ -134,6 +134,38 @@ class AssessImpact(CommandBase):
     window: str | None = None
 
 
+NotificationTrigger = Literal["opened", "reopened", "severity_raised", "alert", "escalation"]
+
+
+class RecordNotification(CommandBase):
+    """The notifier reports one delivery attempt: `sent`, or `failed` with the error.
+
+    `notification_id` is the same for every attempt of one page (it is the receiver's
+    `Idempotency-Key`); `trigger_event_id` is the event that made the page owed."""
+
+    type: Literal["RecordNotification"] = "RecordNotification"
+    notification_id: UUID
+    receiver: str = Field(min_length=1, max_length=200)
+    kind: Literal["webhook", "slack", "teams", "email"]
+    attempt: int = Field(ge=1)
+    outcome: Literal["sent", "failed"]
+    status: int | None = Field(default=None, ge=100, le=599)  # the receiver's HTTP status, if any
+    level: int = Field(ge=0)
+    trigger: NotificationTrigger
+    trigger_event_id: UUID
+    error: str | None = Field(default=None, max_length=2_000)
+    will_retry: bool = False
+
+
+class Escalate(CommandBase):
+    """Nobody acknowledged within a route's delay: page escalation `level` (1 = the first)."""
+
+    type: Literal["Escalate"] = "Escalate"
+    level: int = Field(ge=1)
+    receivers: list[str] = Field(min_length=1)
+    trigger_event_id: UUID
+
+
 ALL_COMMANDS: tuple[type[CommandBase], ...] = (
     OpenIncident,
     AcknowledgeIncident,
@@ -149,6 +181,8 @@ ALL_COMMANDS: tuple[type[CommandBase], ...] = (
     CompleteCorrelation,
     AssessImpact,
     ConfirmRootCause,
+    RecordNotification,
+    Escalate,
 )
 Command = Annotated[Union[ALL_COMMANDS], Field(discriminator="type")]  # type: ignore[valid-type]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

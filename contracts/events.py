@@ -16,10 +16,11 @@ from contracts.common import Actor, Message, Severity, Status, UtcDatetime
 from contracts.hypotheses import Hypothesis
 
 ZERO_HASH = "0" * 64
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The envelope contract events are written with. 1: the event types of SPEC §2;
 2: adds `RootCauseConfirmed`; 3: findings name their `service` and `signal`, and
-`CorrelationCompleted.hypotheses` are `Hypothesis` models. Events keep the version they
+`CorrelationCompleted.hypotheses` are `Hypothesis` models; 4: adds the delivery ledger
+(`NotificationSent`, `NotificationFailed`, `Escalated`). Events keep the version they
 were written with; every version stays readable and re-serializes to exactly what was
 hashed (findings without service/signal, hypotheses as free dicts)."""
 
@@ -176,6 +177,49 @@ class RootCauseConfirmed(EventData):
     supersedes: str | None = None
 
 
+ReceiverKind = Literal["webhook", "slack", "teams", "email"]
+NotificationTrigger = Literal["opened", "reopened", "severity_raised", "alert", "escalation"]
+
+
+class NotificationSent(EventData):
+    """A receiver accepted page `notification_id` on this `attempt`."""
+
+    event_type: ClassVar[str] = "NotificationSent"
+    notification_id: UUID
+    receiver: str
+    kind: ReceiverKind
+    attempt: int = Field(ge=1)
+    status: int | None = None
+    level: int = Field(ge=0)
+    trigger: NotificationTrigger
+    trigger_event_id: UUID
+
+
+class NotificationFailed(EventData):
+    """An attempt failed; `will_retry` says whether the notifier tries again."""
+
+    event_type: ClassVar[str] = "NotificationFailed"
+    notification_id: UUID
+    receiver: str
+    kind: ReceiverKind
+    attempt: int = Field(ge=1)
+    status: int | None = None
+    level: int = Field(ge=0)
+    trigger: NotificationTrigger
+    trigger_event_id: UUID
+    error: str
+    will_retry: bool
+
+
+class Escalated(EventData):
+    """Nobody acknowledged in time: escalation `level` pages `receivers`."""
+
+    event_type: ClassVar[str] = "Escalated"
+    level: int = Field(ge=1)
+    receivers: list[str]
+    trigger_event_id: UUID
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     IncidentOpened,
     IncidentAcknowledged,
@@ -191,6 +235,9 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     CorrelationCompleted,
     ImpactAssessed,
     RootCauseConfirmed,
+    NotificationSent,
+    NotificationFailed,
+    Escalated,
 )
 EVENT_TYPES: dict[str, type[EventData]] = {cls.event_type: cls for cls in ALL_EVENTS}
 EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]

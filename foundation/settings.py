@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -342,6 +343,96 @@ class IntakeSettings(Section):
     mitigate_when_last_resolved: bool = True
 
 
+ReceiverKind = Literal["webhook", "slack", "teams", "email"]
+
+
+def _http_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+class Receiver(Section):
+    """Where a page goes (SPEC §15). `url` for webhook, slack and teams; `smtp_*` and `to`
+    for email. A webhook with a `secret` signs its body: `X-Warroom-Signature: sha256=<hex>`."""
+
+    kind: ReceiverKind
+    url: Annotated[str, AfterValidator(_http_url)] | None = None
+    secret: SecretStr | None = None
+    timeout_s: float = Field(default=5, gt=0, le=60)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    sender: str | None = None  # the From address of email
+    to: list[str] = []
+
+    @model_validator(mode="after")
+    def _complete(self) -> Receiver:
+        if self.kind == "email":
+            missing = [k for k in ("smtp_host", "sender") if getattr(self, k) is None]
+            if missing or not self.to:
+                raise ValueError(f"an email receiver needs {', '.join(missing + ([] if self.to else ['to']))}")
+            if self.url is not None or self.secret is not None:
+                raise ValueError("url and secret are not used by an email receiver")
+        else:
+            if self.url is None:
+                raise ValueError(f"a {self.kind} receiver needs url")
+            if self.secret is not None and self.kind != "webhook":
+                raise ValueError("only a webhook receiver signs with a secret")
+            if self.smtp_host is not None or self.to:
+                raise ValueError(f"smtp_host and to are only for email receivers, not {self.kind}")
+        return self
+
+
+class Escalation(Section):
+    after_s: float = Field(gt=0)
+    receivers: list[str] = Field(min_length=1)
+
+
+class Route(Section):
+    """Which incidents page whom. Empty `services` / `severities`: any; `labels`: all must match.
+    `on_alert`: an alert joining an already open incident pages these receivers again."""
+
+    services: list[str] = []
+    severities: list[Literal["critical", "high", "medium", "low"]] = []
+    labels: dict[str, str] = {}
+    receivers: list[str] = Field(min_length=1)
+    escalate: list[Escalation] = []
+    on_alert: bool = False
+
+    @field_validator("escalate")
+    @classmethod
+    def _increasing(cls, value: list[Escalation]) -> list[Escalation]:
+        delays = [level.after_s for level in value]
+        if delays != sorted(set(delays)):
+            raise ValueError("escalation levels need strictly increasing after_s")
+        return value
+
+
+class NotifySettings(Section):
+    receivers: dict[str, Receiver] = {}
+    routes: list[Route] = []
+    retries: int = Field(default=3, ge=0, le=10)  # attempts after the first one
+    backoff_s: float = Field(default=1, gt=0)
+    max_backoff_s: float = Field(default=30, gt=0)
+    dashboard_url: Annotated[str, AfterValidator(_http_url)] = "http://127.0.0.1:8080"  # links in pages point here
+
+    @model_validator(mode="after")
+    def _known_receivers(self) -> NotifySettings:
+        for index, route in enumerate(self.routes):
+            named = [("receivers", r) for r in route.receivers] + [
+                (f"escalate.{level}.receivers", r)
+                for level, step in enumerate(route.escalate) for r in step.receivers
+            ]
+            for where, name in named:
+                if name not in self.receivers:
+                    raise ValueError(f"routes.{index}.{where} names receiver {name!r}, which is not in notify.receivers")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WARROOM_",
@@ -364,6 +455,7 @@ class Settings(BaseSettings):
     impact: ImpactSettings = ImpactSettings()
     intake: IntakeSettings = IntakeSettings()
     topology: TopologySettings = TopologySettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -103,6 +103,7 @@ class Postmortem:
     hypotheses_run_id: str | None = None  # the run `hypotheses` are of: the latest completed
     contributing_factors: list[str] = field(default_factory=list)
     action_items: list[dict[str, str]] = field(default_factory=list)
+    paging: list[dict[str, Any]] = field(default_factory=list)  # the delivery ledger, in log order
 
     @property
     def durations(self) -> dict[str, float | None]:
@@ -132,6 +133,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
     findings: dict[UUID, list[Finding]] = {}
     impact: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
+    paging: list[dict[str, Any]] = []
     seen: set[int] = set()
     opened_severity = ""
     for offset, event in enumerate(events):
@@ -162,6 +164,8 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
                 impact.append({**d.model_dump(mode="json"), "assessed_at": iso(event.occurred_at)})
             case "NoteAdded":
                 notes.append({"at": event.occurred_at, "author": d.author, "text": d.text})
+            case "NotificationSent" | "NotificationFailed" | "Escalated":
+                paging.append({"at": event.occurred_at, "type": event.type, **d.model_dump(mode="json")})
     if row is None:
         raise ValueError(f"incident {events[0].incident_id} has no IncidentOpened in its log")
     ordered_runs = [_run(run, sources, findings.get(run_id, [])) for run_id, run in runs.items()]
@@ -176,6 +180,7 @@ def build(events: Sequence[EventEnvelope]) -> Postmortem:
         log=LogCheck(check.events, check.valid, check.first_bad_version,
                      events[-1].hash if check.valid else None),
         root_cause=_root_cause(scored, row), hypotheses_run_id=latest.run_id if latest else None,
+        paging=paging,
     )
 
 
@@ -228,6 +233,7 @@ def to_json(postmortem: Postmortem) -> dict[str, Any]:
         "log": asdict(postmortem.log),
         "contributing_factors": postmortem.contributing_factors,
         "action_items": postmortem.action_items,
+        "paging": postmortem.paging,
     })
 
 

@@ -53,7 +53,7 @@ def render(pm: Postmortem, figures: Figures | None = None) -> str:
     service graph are images of those files; without, text that names the gateway paths
     drawing them, so the document stays self-contained."""
     parts = [_header(pm), _summary(pm), _root_cause(pm), _impact(pm), _durations(pm), _timeline(pm),
-             _responders(pm), _alerts(pm), _correlation(pm, figures), _hypotheses(pm, figures), _notes(pm),
+             _responders(pm), _alerts(pm), _paging(pm), _correlation(pm, figures), _hypotheses(pm, figures), _notes(pm),
              _to_write()]
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 
@@ -211,6 +211,22 @@ def _alerts(pm: Postmortem) -> str:
         f"| {_cell(a['alertname'])} | `{_cell(a['fingerprint'])}` | {a['status']} | {when(a['first_seen'])} "
         f"| {when(a['resolved_at'])} |" for a in pm.alerts)
     return f"## Alerts\n\n| Alert | Fingerprint | Status | First seen | Resolved |\n|---|---|---|---|---|\n{rows}"
+
+
+def _paging(pm: Postmortem) -> str:
+    if not pm.paging:
+        return "## Paging\n\nNobody was paged about this incident."
+    rows = []
+    for p in pm.paging:
+        if p["type"] == "Escalated":
+            what = f"escalated to level {p['level']}: {', '.join(p['receivers'])}"
+            rows.append(f"| {when(p['at'])} | — | {_cell(what)} | | |")
+            continue
+        outcome = "sent" if p["type"] == "NotificationSent" else f"failed: {p['error']}"
+        why = f"escalation level {p['level']}" if p["level"] else p["trigger"].replace("_", " ")
+        rows.append(f"| {when(p['at'])} | {_cell(p['receiver'])} ({p['kind']}) | {_cell(why)} "
+                    f"| {p['attempt']} | {_cell(outcome)} |")
+    return "## Paging\n\n| Time | Receiver | Why | Attempt | Outcome |\n|---|---|---|---|---|\n" + "\n".join(rows)
 
 
 def _correlation(pm: Postmortem, figures: Figures | None) -> str:

@@ -29,7 +29,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 
-from projections import alerts, correlation, incidents, offsets, scorecard, services, timeline
+from projections import alerts, correlation, incidents, notifications, offsets, scorecard, services, timeline
 from projections.apply import PROJECTION
 from contracts.events import EventEnvelope
 from projections.decoding import DecodedEvent
@@ -70,6 +70,7 @@ class Rebuild:
         self._timeline: list[tuple] = []
         self._notes: list[tuple] = []
         self._findings: list[tuple] = []
+        self._notifications: list[tuple] = []
         # Folded rows changed since they were last written, and rows written at least once
         # (the first write of a row is a COPY, a later one an upsert).
         self._dirty: dict[str, set] = {table: set() for table in FOLDED}
@@ -155,6 +156,9 @@ class Rebuild:
                                        d.confidence, d.changed_at, to_json(d.evidence),
                                        d.after_resolution, e.recorded_at, d.service, d.signal))
 
+        elif kind in notifications.NOTIFICATION_EVENTS:
+            self._notifications.append(notifications.row(item))
+
     def _actor(self, actor: Any) -> str:
         # A log has few actors and each acts many times: encode each one once.
         key = (actor.kind, actor.id)
@@ -170,18 +174,19 @@ class Rebuild:
         """Timeline rows folded but not yet written."""
         return len(self._timeline)
 
-    def take(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
-        """The staged timeline, note and finding rows, handed over for `copy`."""
-        staged = self._timeline, self._notes, self._findings
-        self._timeline, self._notes, self._findings = [], [], []
+    def take(self) -> tuple[list[tuple], ...]:
+        """The staged timeline, note, finding and notification rows, handed over for `copy`."""
+        staged = self._timeline, self._notes, self._findings, self._notifications
+        self._timeline, self._notes, self._findings, self._notifications = [], [], [], []
         return staged
 
-    async def copy(self, conn: asyncpg.Connection, staged: tuple[list[tuple], list[tuple], list[tuple]]) -> None:
+    async def copy(self, conn: asyncpg.Connection, staged: tuple[list[tuple], ...]) -> None:
         """COPY rows taken with `take` into the schema's append-only tables."""
-        rows_timeline, rows_notes, rows_findings = staged
+        rows_timeline, rows_notes, rows_findings, rows_notifications = staged
         for table, columns, rows in (("timeline", TIMELINE_COLUMNS, rows_timeline),
                                      ("notes", NOTE_COLUMNS, rows_notes),
-                                     ("findings", FINDING_COLUMNS, rows_findings)):
+                                     ("findings", FINDING_COLUMNS, rows_findings),
+                                     ("notifications", notifications.COLUMNS, rows_notifications)):
             if rows:
                 await conn.copy_records_to_table(table, schema_name=self.schema, columns=columns, records=rows)
 

@@ -193,8 +193,29 @@ CREATE TABLE IF NOT EXISTS {s}.log_identity (
 );
 """
 
+# The delivery ledger (events of schema version 4): one row per attempt or escalation.
+MIGRATION_5 = """
+CREATE TABLE IF NOT EXISTS {s}.notifications (
+    incident_id uuid NOT NULL,
+    version int NOT NULL,
+    type text NOT NULL,
+    notification_id uuid,
+    receiver text,
+    kind text,
+    attempt int,
+    status int,
+    level int NOT NULL,
+    trigger text NOT NULL,
+    error text,
+    will_retry bool,
+    receivers text[],
+    occurred_at timestamptz NOT NULL,
+    PRIMARY KEY (incident_id, version)
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4))
+    (1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4), (5, MIGRATION_5))
 """(version, DDL) in order; `migrate` applies those not yet recorded."""
 
 CREATE_MIGRATIONS_TABLE = """

@@ -84,7 +84,18 @@ def summarize(event: ev.EventEnvelope) -> str:
             return f"{text}, estimated cost {d.estimated_cost:,.0f}" if d.estimated_cost else text
         case "RootCauseConfirmed":
             return _root_cause(d)
+        case "NotificationSent":
+            return f"Paged {d.receiver} ({d.kind}, {_page(d)}), attempt {d.attempt}"
+        case "NotificationFailed":
+            retry = "; will retry" if d.will_retry else "; giving up"
+            return f"Paging {d.receiver} ({d.kind}, {_page(d)}) failed, attempt {d.attempt}: {_clip(d.error, 200)}{retry}"
+        case "Escalated":
+            return f"Escalated to level {d.level}: {', '.join(d.receivers)}"
     return event.type
+
+
+def _page(d: ev.NotificationSent | ev.NotificationFailed) -> str:
+    return f"escalation level {d.level}" if d.level else d.trigger.replace("_", " ")
 
 
 def _root_cause(d: ev.RootCauseConfirmed) -> str:

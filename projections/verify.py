@@ -58,7 +58,7 @@ CANONICAL: dict[str, tuple[str, ...]] = {
 
 # Tables a rebuild must reproduce exactly; the change feed is carried over instead.
 REBUILT_TABLES = ("incidents", "timeline", "notes", "alerts", "correlation_runs", "correlation_sources",
-                  "findings", "scorecard", "services", "projection_offsets")
+                  "findings", "notifications", "scorecard", "services", "projection_offsets")
 
 _DIGEST = """
 SELECT count(*) AS rows,

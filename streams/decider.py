@@ -25,7 +25,9 @@ from contracts.commands import (
     CompleteCorrelation,
     CompleteCorrelationSource,
     ConfirmRootCause,
+    Escalate,
     OpenIncident,
+    RecordNotification,
     RecordFinding,
     ResolveAlert,
     StartCorrelation,
@@ -39,7 +41,10 @@ from contracts.events import (
     CorrelationSourceCompleted,
     CorrelationSourceStarted,
     CorrelationStarted,
+    Escalated,
     EventData,
+    NotificationFailed,
+    NotificationSent,
     ZERO_HASH,
     EventEnvelope,
     FindingRecorded,
@@ -53,6 +58,7 @@ from contracts.events import (
 )
 from streams.incident import (
     RECENT_COMMANDS,
+    RECENT_ESCALATIONS,
     RECENT_KEYS,
     RECENT_RUNS,
     Cause,
@@ -165,6 +171,10 @@ def decide(command: CommandBase, state: State) -> list[EventData]:
             return [ImpactAssessed(**_fields(command, ImpactAssessed))]
         case ConfirmRootCause():
             return _confirm_root_cause(command, state)
+        case RecordNotification():
+            return _record_notification(command)
+        case Escalate():
+            return _escalate(command, state)
     raise Rejected("validation_error", f"unknown command {type(command).__name__}", "type")
 
 
@@ -210,8 +220,10 @@ def evolve(state: State, event: EventEnvelope | EventData) -> State:
 def _changes(state: Incident, data: EventData) -> dict[str, object]:
     match data:
         case IncidentAcknowledged():
-            return {"acknowledged": True}
+            return {"acknowledged": True, "reopened_unacknowledged": False}
         case StatusChanged():
+            if data.from_ is Status.RESOLVED:  # reopened: it needs acknowledging again
+                return {"status": data.to, "reopened_unacknowledged": True}
             return {"status": data.to}
         case SeverityChanged():
             return {"severity": data.to}
@@ -233,6 +245,9 @@ def _changes(state: Incident, data: EventData) -> dict[str, object]:
             return _with_run(state, data.run_id, lambda r: {"done": True})
         case RootCauseConfirmed():
             return {"root_cause": Cause(service=data.service, signal=data.signal, note=data.note)}
+        case Escalated():
+            step = _escalation_step(data.trigger_event_id, data.level, data.receivers)
+            return {"escalations": remember(state.escalations, step, RECENT_ESCALATIONS)}
     return {}  # notes, findings, impact: recorded in the log, nothing to decide on
 
 
@@ -254,7 +269,7 @@ def _open(command: OpenIncident, state: State) -> list[EventData]:
 
 
 def _acknowledge(command: AcknowledgeIncident, state: Incident) -> list[EventData]:
-    if state.acknowledged:
+    if state.acknowledged and not state.reopened_unacknowledged:
         return []
     if state.resolved:
         raise Rejected("invalid_transition", "a resolved incident cannot be acknowledged")
@@ -327,6 +342,29 @@ def _confirm_root_cause(command: ConfirmRootCause, state: Incident) -> list[Even
     previous = state.root_cause.service if state.root_cause is not None else None
     return [RootCauseConfirmed(service=cause.service, signal=cause.signal, note=cause.note,
                                by=command.actor.id, supersedes=previous)]
+
+
+def _record_notification(command: RecordNotification) -> list[EventData]:
+    # Any status: a page owed before the incident resolved is still recorded when it lands.
+    if command.outcome == "sent":
+        return [NotificationSent(**_fields(command, NotificationSent))]
+    if not (command.error or "").strip():
+        raise Rejected("validation_error", "a failed attempt needs its error", "error")
+    return [NotificationFailed(**_fields(command, NotificationFailed))]
+
+
+def _escalate(command: Escalate, state: Incident) -> list[EventData]:
+    # Someone acknowledged (or it resolved) while the deadline passed: nothing to escalate.
+    if (state.acknowledged and not state.reopened_unacknowledged) or state.resolved:
+        return []
+    if _escalation_step(command.trigger_event_id, command.level, command.receivers) in state.escalations:
+        return []
+    return [Escalated(level=command.level, receivers=command.receivers,
+                      trigger_event_id=command.trigger_event_id)]
+
+
+def _escalation_step(trigger_event_id: object, level: int, receivers: list[str]) -> str:
+    return f"{trigger_event_id}:{level}:{','.join(receivers)}"
 
 
 def _may_move(current: Status, to: Status) -> bool:

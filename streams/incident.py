@@ -24,6 +24,9 @@ however many there are. Every id costs changelog bytes on each state write."""
 RECENT_KEYS = 32
 """How many idempotency keys an incident remembers."""
 
+RECENT_ESCALATIONS = 16
+"""How many escalation steps (trigger event and level) an incident remembers, so one is recorded once."""
+
 RECENT_RUNS = 8
 """How many correlation runs an incident remembers (late results of older runs are refused)."""
 
@@ -59,7 +62,9 @@ class Incident(Frozen):
     severity: Severity
     version: int
     last_hash: str
-    acknowledged: bool = False
+    acknowledged: bool = False  # ever acknowledged
+    # Reopened and not acknowledged since: escalation runs again and acknowledging is news.
+    reopened_unacknowledged: bool = False
     firing: frozenset[str] = frozenset()
     runs: tuple[Run, ...] = ()
     root_cause: Cause | None = None
@@ -69,6 +74,7 @@ class Incident(Frozen):
     # there (streams.correlation.window), also after a restart forgot everything else.
     opened_at: datetime | None = None
     first_alert_at: datetime | None = None
+    escalations: tuple[str, ...] = ()  # "<trigger event id>:<level>:<receivers>", newest last
 
     @property
     def resolved(self) -> bool:

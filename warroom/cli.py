@@ -46,6 +46,13 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notifier(args: argparse.Namespace) -> int:
+    from streams.notifier import run
+
+    run(_with_topics(_settings(args)))
+    return 0
+
+
 def _cmd_projector(args: argparse.Namespace) -> int:
     from foundation.event_loop import run as run_on_event_loop
     from projections.runner import run
@@ -185,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run the stream processors (Faust worker)").set_defaults(func=_cmd_worker)
     sub.add_parser("projector", help="build the PostgreSQL read models").set_defaults(func=_cmd_projector)
+    sub.add_parser("notifier", help="page people as [notify] routes say, recording every attempt").set_defaults(
+        func=_cmd_notifier)
     gw = sub.add_parser("gateway", help="serve the HTTP API, SSE and dashboard")
     gw.add_argument("--host", default=None)
     gw.add_argument("--port", type=int, default=None)

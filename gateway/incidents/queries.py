@@ -43,6 +43,13 @@ from findings where incident_id = $1
 order by confidence desc, changed_at asc nulls last, recorded_at asc
 """
 
+SELECT_NOTIFICATIONS = """
+select type, notification_id, receiver, kind, attempt, status, level, trigger, error, will_retry,
+       receivers, occurred_at, version
+from notifications where incident_id = $1
+order by version
+"""
+
 SELECT_RUNS = """
 select run_id, state, outcome, trigger, started_at, completed_at, hypotheses
 from correlation_runs where incident_id = $1

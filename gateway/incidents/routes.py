@@ -39,6 +39,7 @@ from gateway.incidents.schemas import (
     CorrelationRun,
     Durations,
     Finding,
+    Notification,
     Incident,
     IncidentPage,
     NoteAccepted,
@@ -334,6 +335,13 @@ async def findings(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> list
     rows = await pool.fetch(queries.SELECT_FINDINGS, incident_id)
     return [Finding.model_validate({**dict(row), "chart": chart_path(incident_id, row["finding_id"])
                                     if has_chart(FindingFacts.of(dict(row))) else None}) for row in rows]
+
+
+@router.get(BASE + "/{incident_id}/notifications", response_model=list[Notification], responses=QUERY_ERRORS,
+            summary="The delivery ledger: every page attempt and escalation, in log order")
+async def notifications(_: Viewer, incident_id: KnownIncident, pool: PoolDep) -> list[Notification]:
+    rows = await pool.fetch(queries.SELECT_NOTIFICATIONS, incident_id)
+    return [Notification.model_validate(dict(row)) for row in rows]
 
 
 @router.get(BASE + "/{incident_id}/correlation", response_model=list[CorrelationRun], responses=QUERY_ERRORS,

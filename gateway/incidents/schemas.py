@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,6 +143,24 @@ class TimelineEntry(BaseModel):
     actor: dict[str, Any] | None = None
     summary: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notification(BaseModel):
+    """One entry of the delivery ledger: an attempt to page a receiver, or an escalation."""
+
+    type: Literal["NotificationSent", "NotificationFailed", "Escalated"]
+    version: int = Field(description="the incident's version this entry was recorded at")
+    occurred_at: datetime
+    level: int = Field(description="0: the route's own receivers; N: escalation level N")
+    trigger: str = Field(description="opened, reopened, severity_raised, alert or escalation")
+    notification_id: UUID | None = Field(default=None, description="the page's id, sent as Idempotency-Key")
+    receiver: str | None = None
+    kind: Literal["webhook", "slack", "teams", "email"] | None = None
+    attempt: int | None = None
+    status: int | None = Field(default=None, description="the receiver's HTTP status, when it answered")
+    error: str | None = None
+    will_retry: bool | None = None
+    receivers: list[str] | None = Field(default=None, description="Escalated: who that level pages")
 
 
 class Finding(BaseModel):

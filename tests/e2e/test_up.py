@@ -121,7 +121,7 @@ def test_up_serves_and_stops_cleanly(up: Up) -> None:
     assert listed.status_code == 200, listed.text
 
     children = up.children()
-    assert set(children) == {"tansu", "postgres", "projector", "worker", "gateway"}
+    assert set(children) == {"tansu", "postgres", "projector", "worker", "notifier", "gateway"}
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(timeout=60) == 0, up.output()[-3000:]
     assert "warroom: stopped" in up.output()

@@ -14,13 +14,20 @@ class Delivery:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 class Receiver:
-    """Answers every POST with 200 and records it (JSON bodies parsed) in `deliveries`."""
+    """Answers every POST with 200 and records it (JSON bodies parsed) in `deliveries`.
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    `answers` gives another status for a path (a receiver that is down answers 503);
+    `delays` holds a path's answer that many seconds (a slow receiver). Both are kept."""
+
+    def __init__(self, host: str = "127.0.0.1", answers: dict[str, int] | None = None,
+                 delays: dict[str, float] | None = None) -> None:
         self.deliveries: list[Delivery] = []
+        self.answers, self.delays = dict(answers or {}), dict(delays or {})
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -32,8 +39,9 @@ class Receiver:
                 except ValueError:
                     body = raw
                 with receiver._lock:
-                    receiver.deliveries.append(Delivery(self.path, dict(self.headers), body))
-                self.send_response(200)
+                    receiver.deliveries.append(Delivery(self.path, dict(self.headers), body, raw))
+                receiver._stopping.wait(receiver.delays.get(self.path, 0))
+                self.send_response(receiver.answers.get(self.path, 200))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -55,6 +63,7 @@ class Receiver:
             return list(self.deliveries)
 
     def close(self) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)

@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.commands import (
     AcknowledgeIncident, AddNote, AssessImpact, AttachAlert, ChangeSeverity, ChangeStatus, CommandBase,
-    CompleteCorrelation, CompleteCorrelationSource, ConfirmRootCause, OpenIncident, RecordFinding, ResolveAlert,
+    CompleteCorrelation, CompleteCorrelationSource, ConfirmRootCause, OpenIncident, RecordFinding, RecordNotification,
+    ResolveAlert,
     StartCorrelation, StartCorrelationSource,
 )
 from contracts.common import Actor, Severity, Status
@@ -49,7 +50,7 @@ pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"incidents": "id", "timeline": "incident_id, version", "notes": "note_id",
         "alerts": "incident_id, fingerprint", "correlation_runs": "run_id", "correlation_sources": "run_id, source",
-        "findings": "finding_id", "scorecard": "incident_id", "services": "name", "projection_offsets": "projection, topic, partition"}
+        "findings": "finding_id", "notifications": "incident_id, version", "scorecard": "incident_id", "services": "name", "projection_offsets": "projection, topic, partition"}
 PEOPLE = [Actor(kind="user", id=name) for name in ("alice", "bob", "chloé")]
 SUSPECTS = ["db", "payments", "checkout", "cache"]
 START = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -98,7 +99,7 @@ class Scenario:
 
     def step(self, incident: UUID) -> list[EventEnvelope]:
         rng, command = self.rng, None
-        match rng.randrange(10):
+        match rng.randrange(11):
             case 0:
                 command = self._command(AcknowledgeIncident, incident)
             case 1 | 2:
@@ -126,6 +127,13 @@ class Scenario:
                 command = self._command(ConfirmRootCause, incident, service=rng.choice(SUSPECTS),
                                         signal=rng.choice([None, "latency", "errors"]),
                                         note=rng.choice([None, "pool exhausted | see runbook"]))
+            case 10:
+                failed = rng.random() < 0.5
+                command = self._command(RecordNotification, incident, notification_id=self._uuid(), receiver="oncall",
+                                        kind=rng.choice(["webhook", "email"]), attempt=rng.randint(1, 3),
+                                        outcome="failed" if failed else "sent", status=503 if failed else None,
+                                        error="HTTP 503" if failed else None, will_retry=failed, level=0,
+                                        trigger="opened", trigger_event_id=incident)
         return self._do(command)
 
     def _correlate(self, incident: UUID) -> list[EventEnvelope]:
@@ -258,6 +266,7 @@ async def test_the_rebuilt_schema_equals_the_live_one_table_by_table(kafka, post
         before = await snapshot(conn, live)
         changes_before = await conn.fetch(f"SELECT change_id, incident_id, version FROM {live}.changes ORDER BY 1")
         assert len(before["incidents"]) > 300 and len(before["timeline"]) == len(events)
+        assert len(before["notifications"]) > 0  # the delivery ledger is rebuilt too
         # Confirmed causes that correlation had first, and ones it had not (columns service, top1).
         assert {r[11] for r in before["scorecard"] if r[3] is not None} == {True, False}
 
@@ -333,7 +342,7 @@ async def test_verify_only_reports_a_live_schema_that_drifted_and_leaves_it_alon
     live = settings.postgres.schema_name
     projector = await projected(settings, mixed_log(seed=8, incidents=60))
     await projector.stop()
-    await conn.execute(f"UPDATE {live}.incidents SET severity = 'low' WHERE id = (SELECT id FROM {live}.incidents ORDER BY id LIMIT 1)")
+    await conn.execute(f"UPDATE {live}.incidents SET severity = CASE severity WHEN 'low' THEN 'high' ELSE 'low' END WHERE id = (SELECT id FROM {live}.incidents ORDER BY id LIMIT 1)")
     await conn.execute(f"DELETE FROM {live}.notes WHERE note_id = (SELECT note_id FROM {live}.notes ORDER BY note_id LIMIT 1)")
     drifted = await snapshot(conn, live)
 

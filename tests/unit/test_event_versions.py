@@ -57,7 +57,7 @@ def test_a_version_1_event_reserializes_to_the_bytes_it_was_hashed_over() -> Non
                                               ensure_ascii=False).encode()
 
 
-def test_new_events_are_version_3_with_typed_hypotheses_and_named_findings() -> None:
+def test_new_events_are_the_current_version_with_typed_hypotheses_and_named_findings() -> None:
     finding_id = uuid.uuid5(RUN, "prometheus:latency:db")
     finding = FindingRecorded(run_id=RUN, finding_id=finding_id, source="prometheus", kind="latency",
                               summary="latency up", confidence=0.8, service="db", signal="latency")
@@ -72,7 +72,7 @@ def test_new_events_are_version_3_with_typed_hypotheses_and_named_findings() -> 
                            prev_hash=prev))
         prev = events[-1].hash
     wire = [EventEnvelope.model_validate_json(e.model_dump_json(by_alias=True)) for e in events]
-    assert [e.schema_version for e in wire] == [SCHEMA_VERSION, SCHEMA_VERSION] and SCHEMA_VERSION == 3
+    assert [e.schema_version for e in wire] == [SCHEMA_VERSION, SCHEMA_VERSION] and SCHEMA_VERSION == 4
     assert verify(wire).valid
     assert (wire[0].data.service, wire[0].data.signal) == ("db", "latency")
     assert wire[1].data.hypotheses == [hypothesis]

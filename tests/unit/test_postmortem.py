@@ -220,3 +220,24 @@ def test_an_unopened_or_empty_log_has_no_postmortem() -> None:
                                                (59.6, "1m 00s"), (3725, "1h 02m 05s")])
 def test_durations_read_as_people_say_them(seconds, text) -> None:
     assert duration(seconds) == text
+
+
+def test_the_paging_section_lists_every_attempt_and_escalation() -> None:
+    from contracts.events import Escalated, NotificationFailed, NotificationSent
+
+    notifier = Actor(kind="system", id="notifier")
+    page = dict(notification_id=UUID(int=9), receiver="oncall", kind="webhook", level=0, trigger="opened",
+                trigger_event_id=uuid5(INCIDENT, "1"))
+    pm = build(script(
+        (timedelta(minutes=43), notifier, NotificationFailed(**page, attempt=1, status=503, error="HTTP 503",
+                                                             will_retry=True)),
+        (timedelta(minutes=44), notifier, NotificationSent(**page, attempt=2, status=200)),
+        (timedelta(minutes=45), notifier, Escalated(level=1, receivers=["manager"],
+                                                    trigger_event_id=uuid5(INCIDENT, "1"))),
+    ))
+    section = render(pm).split("## Paging")[1].split("\n## ")[0]
+    assert "| oncall (webhook) | opened | 1 | failed: HTTP 503 |" in section
+    assert "| oncall (webhook) | opened | 2 | sent |" in section
+    assert "escalated to level 1: manager" in section
+    assert [p["type"] for p in to_json(pm)["paging"]] == ["NotificationFailed", "NotificationSent", "Escalated"]
+    assert "Nobody was paged" in render(build(script()))

@@ -195,6 +195,7 @@ export class IncidentView {
         section("overview", "Overview"),
         section("impact", "Impact"),
         section("alerts", "Alerts"),
+        section("paging", "Paging"),
         section("notes", "Notes")),
       h("div", { class: "column wide" },
         cause,
@@ -248,6 +249,7 @@ export class IncidentView {
     }
     if (dirty.has("timeline")) {
       fill(this.parts.notes, sections.notes(this.entries));
+      fill(this.parts.paging, sections.paging(this.entries));
       this.restoring(this.parts.timeline, () => timeline(this.entries));
     }
     if (dirty.has("correlation")) {

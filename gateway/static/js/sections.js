@@ -247,3 +247,26 @@ export function notes(entries) {
     h("p", { class: "note-head" }, h("strong", null, e.data.author || e.actor?.id || "someone"), " · ", when(e.occurred_at)),
     h("p", { class: "note-text" }, e.data.text))));
 }
+
+// -- paging (the delivery ledger) ------------------------------------------------------
+
+const PAGING = new Set(["NotificationSent", "NotificationFailed", "Escalated"]);
+
+/** Every page attempt and escalation, newest first: who, why, and how it went. */
+export function paging(entries) {
+  const list = entries.filter((e) => PAGING.has(e.type));
+  if (!list.length) return h("p", { class: "muted" }, "Nobody paged yet.");
+  return h("ol", { class: "paging" }, list.slice().reverse().map((e) => {
+    const d = e.data;
+    if (e.type === "Escalated") {
+      return h("li", { dataset: { version: e.version, type: e.type } },
+        h("strong", null, `Escalated to level ${d.level}`), `: ${(d.receivers || []).join(", ")} · `, when(e.occurred_at));
+    }
+    const why = d.level ? `escalation level ${d.level}` : String(d.trigger || "").replace("_", " ");
+    const outcome = e.type === "NotificationSent"
+      ? "sent"
+      : `failed${d.will_retry ? ", will retry" : ""}: ${d.error}`;
+    return h("li", { dataset: { version: e.version, type: e.type } },
+      h("strong", null, d.receiver), ` (${d.kind}, ${why}) attempt ${d.attempt}: ${outcome} · `, when(e.occurred_at));
+  }));
+}

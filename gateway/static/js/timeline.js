@@ -13,6 +13,7 @@ const STANDS_OUT = {
   IncidentOpened: "opened", StatusChanged: "status", SeverityChanged: "status",
   AlertAttached: "alert", AlertResolved: "alert-resolved",
   CorrelationCompleted: "hypotheses", RootCauseConfirmed: "cause",
+  NotificationFailed: "alert", Escalated: "status",
 };
 
 /** Each run's folded progress, by run id, in log order. */
