@@ -18,7 +18,8 @@ from foundation.topics import ensure_topics
 
 
 def gateway_alone(kafka_bootstrap: str, postgres_dsn: str, work_dir) -> Stack:
-    """A gateway and nothing else: no worker decides, so an acknowledged command gets 202."""
+    """A gateway and the projector that owns its schema, but no worker: nothing decides, so
+    an acknowledged command gets 202."""
     tag = uuid.uuid4().hex[:8]
     port = free_port()
     env = stack_env(kafka_bootstrap, postgres_dsn, f"outage{tag}", f"outage_{tag}", work_dir, port,
@@ -27,6 +28,7 @@ def gateway_alone(kafka_bootstrap: str, postgres_dsn: str, work_dir) -> Stack:
                              postgres={"dsn": postgres_dsn, "schema_name": f"outage_{tag}"},
                              auth={"jwt_secret": env["WARROOM_JWT_SECRET"]})
     stack = Stack(base_url=f"http://127.0.0.1:{port}", settings=settings, env=env, log_dir=work_dir)
+    stack.start("projector", "projector")
     stack.start("gateway", "gateway")
     return stack
 
