@@ -41,7 +41,11 @@ async def deliver(client: httpx.AsyncClient, receiver: Receiver, text: PageText)
         return await _post(client, receiver, text)
     except (TimeoutError, asyncio.TimeoutError):
         return Delivery(ok=False, error=f"timed out after {receiver.timeout_s:g} s")
-    except (httpx.HTTPError, aiosmtplib.SMTPException, OSError) as err:
+    except httpx.HTTPError as err:
+        # Only the kind of failure: httpx's messages may carry the URL, and a Slack or Teams
+        # webhook URL is itself the secret. The log must never hold it.
+        return Delivery(ok=False, error=type(err).__name__)
+    except (aiosmtplib.SMTPException, OSError) as err:
         return Delivery(ok=False, error=f"{type(err).__name__}: {err}"[:2_000])
 
 
