@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +18,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from harness.decider import Worker
 from harness.letters import ORIGINAL_MAX, assert_holds, poison
-from harness.waiting import wait_for, wait_for_async
+from harness.waiting import wait_for_async
 
 from contracts.alerts import Alert
 from contracts.commands import ChangeStatus
@@ -33,39 +33,6 @@ from foundation.topics import ensure_topics
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 DRAIN_TIMEOUT_S = 120
-
-
-class Worker:
-    """`python -m streams.worker` as a child process, configured through WARROOM_* variables."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "WARROOM_KAFKA__BOOTSTRAP": self.settings.kafka.bootstrap,
-            "WARROOM_TOPICS__PREFIX": self.settings.topics.prefix,
-            "WARROOM_TOPICS__PARTITIONS": str(self.settings.topics.partitions),
-            "WARROOM_DATA_DIR": str(self.settings.data_dir),
-            "WARROOM_LOG_LEVEL": "info",
-            # Intake is under test; an automatic correlation run would add status changes.
-            "WARROOM_CORRELATION__ON_OPEN": "false",
-        }
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], cwd=ROOT,
-                                        env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        wait_for(lambda: self.process.poll() is not None, timeout=60, message="worker exiting")
-
-    def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-60:])
 
 
 class Log:
@@ -171,7 +138,8 @@ async def drained(settings: Settings) -> bool:
 def settings(kafka, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     prefix = f"t-intake-{uuid.uuid4().hex[:8]}"
     settings = Settings(kafka={"bootstrap": kafka.bootstrap}, topics={"prefix": prefix, "partitions": PARTITIONS},
-                        data_dir=tmp_path_factory.mktemp("intake"))
+                        # Intake is under test; an automatic correlation run would add status changes.
+                        correlation={"on_open": False}, data_dir=tmp_path_factory.mktemp("intake"))
     asyncio.run(ensure_topics(settings))
     return settings
 
