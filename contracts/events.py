@@ -181,32 +181,29 @@ ReceiverKind = Literal["webhook", "slack", "teams", "email"]
 NotificationTrigger = Literal["opened", "reopened", "severity_raised", "alert", "escalation"]
 
 
-class NotificationSent(EventData):
+class DeliveryAttempt(EventData):
+    """What every delivery attempt records: which page, to whom, which try, and why it was owed."""
+
+    notification_id: UUID
+    receiver: str
+    kind: ReceiverKind
+    attempt: int = Field(ge=1)
+    status: int | None = None
+    level: int = Field(ge=0)
+    trigger: NotificationTrigger
+    trigger_event_id: UUID
+
+
+class NotificationSent(DeliveryAttempt):
     """A receiver accepted page `notification_id` on this `attempt`."""
 
     event_type: ClassVar[str] = "NotificationSent"
-    notification_id: UUID
-    receiver: str
-    kind: ReceiverKind
-    attempt: int = Field(ge=1)
-    status: int | None = None
-    level: int = Field(ge=0)
-    trigger: NotificationTrigger
-    trigger_event_id: UUID
 
 
-class NotificationFailed(EventData):
+class NotificationFailed(DeliveryAttempt):
     """An attempt failed; `will_retry` says whether the notifier tries again."""
 
     event_type: ClassVar[str] = "NotificationFailed"
-    notification_id: UUID
-    receiver: str
-    kind: ReceiverKind
-    attempt: int = Field(ge=1)
-    status: int | None = None
-    level: int = Field(ge=0)
-    trigger: NotificationTrigger
-    trigger_event_id: UUID
     error: str
     will_retry: bool
 
