@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
+from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,6 +19,12 @@ from contracts.silences import Matcher
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def window_stream(name: str) -> UUID:
+    """The id of the log stream recording what window `name` swallowed: the same on every
+    worker, gateway and restart."""
+    return uuid5(NAMESPACE_URL, f"warroom:maintenance-window:{name}")
 
 
 class MaintenanceWindow(BaseModel):

@@ -3,7 +3,7 @@
 A silence is its own stream in the log, keyed like an incident by its id: created with
 its matchers and window, then one `AlertSilenced` per alert it swallowed, and
 `SilenceExpired` if someone ends it early. A recurring maintenance window from settings
-has a stream too (id derived from its name, `window_stream`), holding only the
+has a stream too (id derived from its name, `foundation.maintenance.window_stream`), holding only the
 `AlertSilenced` of what it swallowed. Like the incident decider: no clock, no random ids;
 the command's `issued_at` is the only "now".
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from contracts.commands import CommandBase, CreateSilence, ExpireSilence, RecordSilencedAlert
 from contracts.events import AlertSilenced, EventData, EventEnvelope, SilenceCreated, SilenceExpired, ZERO_HASH
@@ -38,11 +38,6 @@ class Silence(Frozen):
     expired: bool = False
     recent_commands: tuple[str, ...] = ()
     swallowed: tuple[str, ...] = ()  # "<fingerprint>@<starts_at>", newest last
-
-
-def window_stream(name: str) -> UUID:
-    """The stream id of maintenance window `name`: the same on every worker and restart."""
-    return uuid5(NAMESPACE_URL, f"warroom:maintenance-window:{name}")
 
 
 def swallowed_key(fingerprint: str, starts_at: datetime) -> str:

@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from foundation.maintenance import MaintenanceWindow
+from foundation.maintenance import MaintenanceWindow, window_stream
 from foundation.settings import Settings
-from streams.silence import SilenceRule, window_stream
+from streams.silence import SilenceRule
 
 log = logging.getLogger(__name__)
 

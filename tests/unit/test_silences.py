@@ -21,10 +21,10 @@ from contracts.common import Actor, Severity
 from contracts.events import AlertSilenced, EventData, SilenceCreated, SilenceExpired
 from contracts.silences import Matcher
 from foundation.chain import verify
-from foundation.maintenance import MaintenanceWindow
+from foundation.maintenance import MaintenanceWindow, window_stream
 from streams.decider import Rejected
 from streams.incident_log import execute, fold
-from streams.silence import SilenceRule, rule_of, window_stream
+from streams.silence import SilenceRule, rule_of
 from streams.silence_book import Rules, Silencer
 
 SILENCE = UUID("00000000-0000-4000-8000-00000000051c")
