@@ -137,7 +137,7 @@ async def _stored(settings: Settings, incident: UUID) -> list[bytes]:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from contracts.events import EventEnvelope
-    from projections.audit import audit_records
+    from projections.history.audit import audit_records
 
     values = asyncio.run(_stored(running_settings(args), args.incident))
     if not values:
@@ -163,9 +163,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def _cmd_postmortem(args: argparse.Namespace) -> int:
     from contracts.events import EventEnvelope
-    from projections.postmortem import build, to_json
-    from projections.postmortem_figures import write
-    from projections.postmortem_markdown import render
+    from projections.history.postmortem import build, to_json
+    from projections.history.postmortem_figures import write
+    from projections.history.postmortem_markdown import render
 
     values = asyncio.run(_stored(running_settings(args), args.incident))
     if not values:

@@ -2,7 +2,7 @@
 window, the baseline shaded (drawn compressed when it is long, so the window keeps most
 of the width), the window, the incident's anchor and the change marked, the baseline's
 typical value as a line, the worst value dotted, and marks (deploys, restarts) as lines;
-axis labels in the signal's unit. Pure; `projections.evidence_chart` says what of a
+axis labels in the signal's unit. Pure; `projections.history.evidence_chart` says what of a
 finding's evidence is drawn.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from projections import svg
-from projections.label_layout import place_labels
+from projections.history import svg
+from projections.history.label_layout import place_labels
 
 WIDTH, HEIGHT = 560.0, 210.0
 LEFT, RIGHT, TOP, BOTTOM = 58.0, 14.0, 57.0, 28.0
