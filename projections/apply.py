@@ -19,7 +19,7 @@ from projections import (
     alerts, changes, correlation, findings, incidents, notes, notifications, offsets, scorecard, services, timeline,
 )
 from projections.logged import LoggedEvent
-from projections.switch import HOLD_OFF_SWITCH
+from projections.replay.switch import HOLD_OFF_SWITCH
 
 PROJECTION = "read_models"
 """The name under which the read models record their offsets."""
@@ -57,7 +57,7 @@ async def apply_batch(
     Applying the same events again changes nothing: rows are neither lost nor doubled.
     """
     async with conn.transaction():
-        # First, so a replay's switch never falls in the middle of a batch (projections.switch).
+        # First, so a replay's switch never falls in the middle of a batch (projections.replay.switch).
         await conn.execute(HOLD_OFF_SWITCH, schema)
         fresh, rows, changed, pending = await _fold_while_inserting(conn, schema, unique(events))
         await incidents.write(conn, schema, changed)

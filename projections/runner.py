@@ -11,7 +11,7 @@ committed offsets are written after each batch for tools that watch group lag.
 A log that went back (`foundation.log_identity`: another cluster, or partitions that end
 before the offsets stored) is looked for at every assignment and every few seconds.
 Then nothing more is applied: with `projector.on_log_reset = "rebuild"` the read models
-are emptied and the new log read from its start (`projections.log_reset`), otherwise
+are emptied and the new log read from its start (`projections.replay.log_reset`), otherwise
 the projector waits until the log is the one the read models describe again.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import random
 import signal
@@ -33,15 +32,17 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
 from foundation.dead_letters import Poison, dead_letter, letter_limit
+from foundation.event_loop import tune_gc
 from foundation.fetching import FETCH_WAIT_MS
 from foundation.log_identity import LogProbe
 from foundation.settings import Settings
-from projections import changes, log_reset, offsets
+from projections import changes, offsets
+from projections.replay import log_reset
 from projections.apply import PROJECTION, apply_batch
 from projections.logged import LoggedEvent
 from projections.rejects import decode
 from projections.schema import migrate
-from projections.switch import HOLD_OFF_SWITCH
+from projections.replay.switch import HOLD_OFF_SWITCH
 
 log = logging.getLogger("warroom.projector")
 
@@ -51,7 +52,6 @@ BACKOFF_MAX_S = 5.0
 PRUNE_EVERY_S = 60.0
 STOP_GRACE_S = 15.0
 DECODE_SLICE = 100
-GC_THRESHOLDS = (50_000, 20, 100)
 # A batch refused this many times for its data is applied event by event.
 POISON_AFTER = 2
 # How often the log is checked for having gone back (besides at every assignment).
@@ -547,15 +547,6 @@ async def _discard(task: asyncio.Task | None) -> None:
         task.cancel()
         await asyncio.wait([task])
     return None
-
-
-def tune_gc() -> None:
-    """Collect cycles rarely: a batch allocates hundreds of thousands of short-lived,
-    acyclic objects (freed by reference counting), and with CPython's default
-    thresholds the cyclic collector ran so often it cost more than decoding.
-    Objects alive at startup are frozen out of every collection."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def run(settings: Settings) -> None:

@@ -182,7 +182,7 @@ ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS signal text;
 """
 
 
-# Which log the read models describe (projections.log_reset): the cluster it was read
+# Which log the read models describe (projections.replay.log_reset): the cluster it was read
 # from, and how many times the read models were started again from an empty log.
 MIGRATION_4 = """
 CREATE TABLE IF NOT EXISTS {s}.log_identity (

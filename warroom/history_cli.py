@@ -64,8 +64,8 @@ def running_settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from projections.replay import ReplayError, drop_old_schemas, replay
-    from projections.runner import tune_gc
+    from projections.replay.run import ReplayError, drop_old_schemas, replay
+    from foundation.event_loop import tune_gc
     from warroom.progress import ProgressLine
 
     settings = running_settings(args)
@@ -130,7 +130,7 @@ def _replay_text(s: dict, verify_only: bool) -> str:
 
 
 async def _stored(settings: Settings, incident: UUID) -> list[bytes]:
-    from projections.log_reader import read_incident
+    from projections.replay.log_reader import read_incident
 
     return [record.value for record in await read_incident(settings, incident)]
 

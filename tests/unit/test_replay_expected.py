@@ -10,7 +10,7 @@ from contracts.events import (
     ZERO_HASH, AlertAttached, AlertResolved, EventData, EventEnvelope, IncidentAcknowledged, IncidentOpened,
     NoteAdded, SeverityChanged, StatusChanged,
 )
-from projections.expected import Digest, Expected, flat_map, micros, millionths, services_digest
+from projections.replay.expected import Digest, Expected, flat_map, micros, millionths, services_digest
 from projections.synthetic import synthetic_log
 from foundation.chain import seal
 
@@ -96,7 +96,7 @@ def test_events_of_an_incident_never_opened_leave_no_incident_row() -> None:
 
 
 def test_services_are_outage_degraded_or_operational_by_their_unresolved_incidents() -> None:
-    from projections.expected import ServiceTally, row_hash
+    from projections.replay.expected import ServiceTally, row_hash
 
     at = T0
     tallies = {"a": ServiceTally(at, ["high", "critical"]), "b": ServiceTally(at, ["low"]), "c": ServiceTally(at)}

@@ -6,7 +6,7 @@ Status, severity, acknowledgement and the alerts firing come from the decider's 
 `evolve` (`streams.decider`), the state commands are decided on; everything else is
 copied or derived from the events by the rules below. The rows are reduced to
 per-table digests (`Digest`: row count and an order-independent sum of row hashes)
-that `projections.verify` computes in SQL over the rebuilt schema. Digests of
+that `projections.replay.verify` computes in SQL over the rebuilt schema. Digests of
 disjoint sets of rows add up, so partitions folded in separate processes combine.
 
 Columns whose values are free-form JSON (event data, evidence, hypotheses, the

@@ -24,8 +24,8 @@ import asyncpg
 from foundation.change_feed import RESET
 from projections import changes
 from projections.schema import qualified
-from projections.switch import stop_writers
-from projections.verify import REBUILT_TABLES
+from projections.replay.switch import stop_writers
+from projections.replay.verify import REBUILT_TABLES
 
 NO_INCIDENT = UUID(int=0)
 
