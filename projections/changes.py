@@ -18,7 +18,23 @@ import asyncpg
 from projections.incidents import Row, SummaryEncoder
 from projections.logged import LoggedEvent, iso
 from foundation.change_feed import NOTIFY, WRITER_LOCK, channel
-from projections.schema import qualified, quote_ident
+from projections.rows import qualified, quote_ident
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.changes (
+    change_id bigserial PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    version int NOT NULL,
+    type text NOT NULL,
+    service text,
+    occurred_at timestamptz NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS changes_incident_idx ON {s}.changes (incident_id, change_id);
+"""
 
 ALLOCATE = "SELECT nextval($1::regclass) AS id FROM generate_series(1, $2)"
 PRUNE = "DELETE FROM {s}.changes WHERE change_id <= (SELECT max(change_id) FROM {s}.changes) - $1"

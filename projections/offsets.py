@@ -10,7 +10,19 @@ from collections.abc import Iterable, Mapping
 
 import asyncpg
 
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.projection_offsets (
+    projection text NOT NULL,
+    topic text NOT NULL,
+    partition int NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (projection, topic, partition)
+);
+"""
 
 SELECT = """
 SELECT partition, next_offset FROM {s}.projection_offsets

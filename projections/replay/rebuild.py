@@ -35,7 +35,7 @@ from contracts.events import EventEnvelope
 from projections.replay.decoding import DecodedEvent
 from projections.logged import LoggedEvent, to_json
 from projections.rows import column_arrays
-from projections.schema import qualified
+from projections.rows import qualified
 
 TIMELINE_COLUMNS = ("incident_id", "version", "event_id", "type", "occurred_at", "recorded_at",
                     "actor", "summary", "data", "kafka_partition", "kafka_offset")

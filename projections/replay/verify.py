@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from projections.replay.expected import Digest
-from projections.schema import quote_ident
+from projections.rows import quote_ident
 
 
 def _ts(column: str) -> str:
