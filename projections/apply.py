@@ -109,8 +109,3 @@ def _touched_services(events: Sequence[LoggedEvent], rows: Sequence[incidents.Ro
         if row["service"] not in touched or touched[row["service"]] < at:
             touched[row["service"]] = at
     return touched
-
-
-async def apply(conn: asyncpg.Connection, schema: str, event: LoggedEvent) -> BatchResult:
-    """Apply one event and its position: a batch of one."""
-    return await apply_batch(conn, schema, [event], {(event.topic, event.partition): event.offset + 1})

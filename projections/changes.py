@@ -102,16 +102,6 @@ async def write(conn: asyncpg.Connection, schema: str, pending: Sequence[Pending
     return ids[-1]
 
 
-async def apply_batch(
-    conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent], incidents: Sequence[Row | None]
-) -> int | None:
-    """Append a change per event (with the incident row after it); return the highest id.
-
-    Must run under `lock` in the batch's transaction.
-    """
-    return await write(conn, schema, prepare(events, incidents))
-
-
 async def notify(conn: asyncpg.Connection, schema: str, change_id: int) -> None:
     """Announce `change_id` on the schema's channel; delivered only if the transaction commits."""
     await conn.execute(NOTIFY, channel(schema), str(change_id))

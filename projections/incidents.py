@@ -259,18 +259,3 @@ async def write(conn: asyncpg.Connection, schema: str, rows: Sequence[Row]) -> N
     """Upsert `rows` in one statement."""
     if rows:
         await conn.execute(qualified(schema, UPSERT), *column_arrays(rows, COLUMNS))
-
-
-async def apply_batch(
-    conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]
-) -> list[Row | None]:
-    """Fold `events` (new ones, in log order) into their incident rows and write them.
-
-    Returns the incident row after each event, aligned with `events`.
-    """
-    if not events:
-        return []
-    current = await load(conn, schema, list({i.event.incident_id for i in events}))
-    after, changed = fold(current, events)
-    await write(conn, schema, changed)
-    return after

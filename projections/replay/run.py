@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from projections import offsets
 from projections.apply import PROJECTION
 from projections.replay.expected import Digest, ServiceTally, offsets_digest, services_digest
 from projections.replay.log_reader import end_offsets, events_consumer, log_end
@@ -86,13 +87,9 @@ class ReplayOutcome:
         return self.records / self.rebuild_seconds if self.rebuild_seconds else 0.0
 
 
-LIVE_OFFSETS = "SELECT partition, next_offset FROM {s}.projection_offsets WHERE projection = $1 AND topic = $2"
-
-
 async def live_offsets(conn: asyncpg.Connection, schema: str, topic: str) -> dict[int, int]:
     """partition → next offset the live read models will apply."""
-    rows = await conn.fetch(LIVE_OFFSETS.format(s=quote_ident(schema)), PROJECTION, topic)
-    return {r["partition"]: r["next_offset"] for r in rows}
+    return await offsets.load_topic(conn, schema, PROJECTION, topic)
 
 
 async def replay(settings: Settings, *, verify_only: bool = False, drop_old: bool = False,
