@@ -6,10 +6,10 @@ incidents at the end). A replay therefore splits the partitions into segments an
 each in its own process (`SegmentProcess`), using every core; `Segment` is the same
 work in the calling process.
 
-Each segment decodes a record once and folds it twice: into rows
-(`projections.replay.rebuild`) and, by other code, into the digests those rows must have
-(`projections.replay.expected`). Digests add up,
-so the replay checks the whole schema against the sum of the segments' digests.
+Each segment decodes a record once and folds it into rows (`projections.replay.rebuild`)
+and into what is checked independently of them (`projections.replay.expected`: the
+decider's state, the log's own copies); its report digests both. Digests add up, so
+the replay checks the whole schema against the sum of the segments' digests.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class Segment:
         return Report(
             positions=dict(self.expected.offsets), records=self.records, applied=r.applied,
             repeated=r.repeated, unreadable=r.unreadable, slow_decodes=self.decoder.slow,
-            digests=self.expected.digests(), tallies=self.expected.service_tallies(),
+            digests=self.expected.digests(self.rebuild), tallies=self.expected.service_tallies(),
             touched=dict(r.touched), seconds=seconds)
 
 
