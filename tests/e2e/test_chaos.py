@@ -27,7 +27,7 @@ from sse_client import open_stream
 from stack import Stack, start_stack
 
 from contracts.events import EventEnvelope
-from projections.log_reader import log_end, read_ranges
+from projections.replay.log_reader import log_end, read_ranges
 from foundation.chain import verify
 from testing import ensure_kafka_jars, start_apache_kafka
 from warroom.servers import KafkaServer

@@ -32,14 +32,14 @@ from contracts.common import Actor, Severity, Status
 from contracts.events import EventEnvelope
 from contracts.hypotheses import Hypothesis
 from harness.waiting import wait_for_async
-from projections.log_reader import partition_for, read_incident
-from projections.replay import ReplayError, drop_old_schemas, replay
+from projections.replay.log_reader import partition_for, read_incident
+from projections.replay.run import ReplayError, drop_old_schemas, replay
 from projections.runner import Projector
 from projections.schema import migrate, quote_ident
-from projections.segment import Segment
-from projections.switch import ONE_REPLAY, old_schemas
+from projections.replay.segment import Segment
+from projections.replay.switch import ONE_REPLAY, old_schemas
 from projections.synthetic import synthetic_log
-from projections.verify import REBUILT_TABLES, compare_schemas, verify
+from projections.replay.verify import REBUILT_TABLES, compare_schemas, verify
 from streams.decider import Rejected
 from streams.incident_log import execute
 from foundation.settings import Settings, load_settings
@@ -367,8 +367,8 @@ async def test_verification_finds_a_wrong_row_in_any_table(kafka, postgres, conn
         report = await segment.advance(ends)
     finally:
         await segment.close()
-    from projections.expected import offsets_digest, services_digest
-    from projections.rebuild import write_services
+    from projections.replay.expected import offsets_digest, services_digest
+    from projections.replay.rebuild import write_services
 
     await write_services(conn, rebuilt, report.touched)
     expected = dict(report.digests, services=services_digest(report.tallies),
@@ -404,7 +404,7 @@ async def test_verification_finds_a_wrong_row_in_any_table(kafka, postgres, conn
 
 
 async def _ends(settings: Settings) -> dict[int, int]:
-    from projections.log_reader import events_consumer, log_end
+    from projections.replay.log_reader import events_consumer, log_end
 
     async def all_there() -> dict[int, int] | None:
         async with events_consumer(settings) as consumer:

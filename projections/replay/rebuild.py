@@ -13,10 +13,10 @@ PostgreSQL differs.
 Exactly like the projector: the first record of an (incident_id, version) wins and
 later repeats are skipped; the first `NoteAdded` / `FindingRecorded` of an id wins;
 records that are not events only move the position (the live projector dead-lettered
-them). Decoding is the caller's (`projections.decoding`).
+them). Decoding is the caller's (`projections.replay.decoding`).
 
 The change feed is not rebuilt here: change ids are delivery positions in commit
-order, not a fold of the log, and `projections.switch` carries the live feed over.
+order, not a fold of the log, and `projections.replay.switch` carries the live feed over.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from aiokafka.structs import ConsumerRecord
 from projections import alerts, correlation, incidents, notifications, offsets, scorecard, services, timeline
 from projections.apply import PROJECTION
 from contracts.events import EventEnvelope
-from projections.decoding import DecodedEvent
+from projections.replay.decoding import DecodedEvent
 from projections.logged import LoggedEvent, to_json
 from projections.rows import column_arrays
-from projections.schema import qualified
+from projections.rows import qualified
 
 TIMELINE_COLUMNS = ("incident_id", "version", "event_id", "type", "occurred_at", "recorded_at",
                     "actor", "summary", "data", "kafka_partition", "kafka_offset")
