@@ -58,7 +58,8 @@ CANONICAL: dict[str, tuple[str, ...]] = {
 
 # Tables a rebuild must reproduce exactly; the change feed is carried over instead.
 REBUILT_TABLES = ("incidents", "timeline", "notes", "alerts", "correlation_runs", "correlation_sources",
-                  "findings", "notifications", "scorecard", "services", "projection_offsets")
+                  "findings", "notifications", "scorecard", "services", "silences", "silenced_alerts",
+                  "projection_offsets")
 
 _DIGEST = """
 SELECT count(*) AS rows,
