@@ -5,7 +5,8 @@ split among them like the worker's. It keeps no state of its own: on every assig
 it reads its partitions from the start and folds each incident into a `streams.paging`
 pager, and only once it has caught up with the log as it stood at assignment does it
 act, so what the log already shows delivered is not delivered again. A restart
-therefore recomputes every owed page and escalation deadline from the log.
+therefore recomputes every owed page and escalation deadline from the log; what became
+owed longer ago than `notify.max_age_s` is not sent (an old log, a long outage).
 
 Delivery is at least once: a page sent but not yet recorded when the notifier dies is
 sent again with the same `Idempotency-Key` (the notification id) and the same attempt
@@ -111,6 +112,17 @@ class Notifier:
                 end = self._catching_up.get(tp.partition)
                 if end is not None and await self._consumer.position(tp) >= end:
                     del self._catching_up[tp.partition]
+                    self._caught_up(tp.partition)
+
+    def _caught_up(self, partition: int) -> None:
+        # Say once what the age limit holds back, so "why was nobody paged" has an answer.
+        now = self._now()
+        pagers = self._pagers.get(partition, {}).values()
+        stale = [(p.incident_id, a) for p in pagers for a in paging.expired(p, now, self.notify)]
+        if stale:
+            log.info("partition %d: %d page(s) or escalation(s) of %d incident(s) owed longer ago than "
+                     "notify.max_age_s=%g are not sent", partition, len(stale), len({i for i, _ in stale}),
+                     self.notify.max_age_s)
 
     def _apply(self, pagers: dict[UUID, paging.Pager], raw: bytes | None) -> None:
         try:

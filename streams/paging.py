@@ -5,7 +5,8 @@ to do at a moment: deliver a page (again), or record an escalation. Everything h
 derived from the log: deadlines are the trigger event's `occurred_at` plus the route's
 delay, retry times the failed attempt's `occurred_at` plus a backoff whose jitter is a
 hash of the page, so a restarted notifier that reads the same log owes the same pages
-at the same moments. No clock, no randomness, no I/O.
+at the same moments. What became owed longer ago than `notify.max_age_s` is no longer
+due (`expired`). No clock, no randomness, no I/O.
 """
 
 from __future__ import annotations
@@ -174,24 +175,19 @@ def evolve(pager: Pager | None, event: EventEnvelope, settings: NotifySettings) 
 
 
 def due(pager: Pager, now: datetime, settings: NotifySettings) -> list[Action]:
-    """What is owed at `now`: pages to (re)send, escalation levels whose delay passed."""
-    actions: list[Action] = []
-    for page in pager.pages:
-        if page.done:
-            continue
-        if page.retry_at is None or page.retry_at <= now:
-            actions.append(Deliver(page=page, attempt=page.attempts + 1))
-    if pager.chain is not None and not pager.quiet:
-        chain = pager.chain
-        for route in routes_for(pager, settings):
-            for level, step in enumerate(route.escalate, start=1):
-                receivers = tuple(step.receivers)
-                if _step(level, receivers) in chain.escalated:
-                    continue
-                if chain.started_at + timedelta(seconds=step.after_s) <= now:
-                    actions.append(Escalate(level=level, receivers=receivers,
-                                            trigger_event_id=chain.trigger_event_id))
-    return actions
+    """What is owed at `now`: pages to (re)send, escalation levels whose delay passed.
+    What became owed more than `max_age_s` before `now` is not (see `expired`)."""
+    cutoff = now - timedelta(seconds=settings.max_age_s)
+    return [action for since, action in _owed(pager, now, settings) if since >= cutoff]
+
+
+def expired(pager: Pager, now: datetime, settings: NotifySettings) -> list[Action]:
+    """What was owed but is now too old to send: owed since more than `max_age_s` before
+    `now`, e.g. an incident that opened before paging was set up, or while no notifier
+    ran. A page that late would wake someone for what is long over; nothing is recorded
+    for it, so the log says it was never sent, and the notifier logs how many."""
+    cutoff = now - timedelta(seconds=settings.max_age_s)
+    return [action for since, action in _owed(pager, now, settings) if since < cutoff]
 
 
 def next_due(pager: Pager, settings: NotifySettings) -> datetime | None:
@@ -203,6 +199,30 @@ def next_due(pager: Pager, settings: NotifySettings) -> datetime | None:
                 if _step(level, tuple(step.receivers)) not in pager.chain.escalated:
                     moments.append(pager.chain.started_at + timedelta(seconds=step.after_s))
     return min(moments, default=None)
+
+
+def _owed(pager: Pager, now: datetime, settings: NotifySettings) -> list[tuple[datetime, Action]]:
+    # Each action with the moment it became owed: a page's trigger (or its retry time),
+    # an escalation's deadline. The age limit is measured from that moment, so a retry
+    # or an escalation of a live notifier is never too old, whatever the incident's age.
+    actions: list[tuple[datetime, Action]] = []
+    for page in pager.pages:
+        if page.done:
+            continue
+        if page.retry_at is None or page.retry_at <= now:
+            actions.append((page.retry_at or page.owed_at, Deliver(page=page, attempt=page.attempts + 1)))
+    if pager.chain is not None and not pager.quiet:
+        chain = pager.chain
+        for route in routes_for(pager, settings):
+            for level, step in enumerate(route.escalate, start=1):
+                receivers = tuple(step.receivers)
+                if _step(level, receivers) in chain.escalated:
+                    continue
+                deadline = chain.started_at + timedelta(seconds=step.after_s)
+                if deadline <= now:
+                    actions.append((deadline, Escalate(level=level, receivers=receivers,
+                                                       trigger_event_id=chain.trigger_event_id)))
+    return actions
 
 
 def will_retry(attempt: int, settings: NotifySettings) -> bool:
