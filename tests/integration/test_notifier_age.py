@@ -1,6 +1,6 @@
 """Enabling paging on an old log: a notifier that starts for the first time on a log whose
 incidents opened hours ago pages none of them, and pages what happens now (an incident
-opened now, an old one reopened now). Real Kafka, a real HTTP receiver; the log is
+opened now, an old one reopened before it started or while it runs). Real Kafka, a real HTTP receiver; the log is
 written by the real decider's `execute`, at the times it says."""
 
 from __future__ import annotations
@@ -121,6 +121,15 @@ async def test_a_first_notifier_on_an_old_log_pages_only_what_happens_now(kafka,
         commands = await wait_for_async(two_records, 30, 0.2, "the notifier's records")
         assert sorted(c["incident_id"] for c in commands) == sorted([str(reopened.id), str(fresh.id)])
         assert all(c["type"] == "RecordNotification" for c in commands)
+
+        # The old incident, settled (its page too old), still pages when something happens to it now.
+        later = datetime.now(UTC)
+        old.events = []
+        old.do(ChangeStatus, later, to="resolved", reason="fixed").do(ChangeStatus, later, to="investigating",
+                                                                        reason="back")
+        await publish(settings, [old])
+        await wait_for_async(lambda: to(old), 30, 0.1, "the old incident paged for its reopening")
+        assert [d.body["trigger"] for d in to(old)] == ["reopened"]
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)

@@ -32,6 +32,7 @@ from streams.paging import (
     due,
     evolve,
     expired,
+    settled,
     matches,
     next_due,
     notification_id,
@@ -328,3 +329,19 @@ def test_an_alert_joining_an_old_incident_now_pages() -> None:
     log.do(AttachAlert, T0, fingerprint="first", **alert)
     log.do(AttachAlert, now, fingerprint="second", **alert)
     assert owed(log.due(now)) == [("alerts", 0, "alert")]
+
+
+@pytest.mark.parametrize(("story", "at", "is_settled"), [
+    (lambda log: log.deliver_all(T0).do(AcknowledgeIncident, T0), T0, True),  # paged and acknowledged
+    (lambda log: log.deliver_all(T0), T0, False),  # escalation to come
+    (lambda log: log, T0, False),  # the page is owed
+    (lambda log: log, T0 + timedelta(days=1), True),  # ...for too long
+    (lambda log: log.act(log.due(T0)[0], T0, ok=False), T0, False),  # a retry to come
+    (lambda log: log.deliver_all(T0).do(ChangeStatus, T0, to="resolved", reason="fixed"), T0, True),
+])
+def test_settled_means_nothing_owed_now_or_later_without_a_new_event(story, at: datetime, is_settled: bool) -> None:
+    log = story(Log().open())
+    assert log.pager is not None
+    assert settled(log.pager, at, NOTIFY) is is_settled
+    if is_settled:  # nothing owed then, nor any time after
+        assert all(log.due(at + timedelta(seconds=s)) == [] for s in (0, 300, 900, 3600, 86400))
