@@ -133,7 +133,7 @@ def serve(role: str) -> None:
         asyncio.run(raw_loop(settings))
         return
     from streams.decider import Rejected
-    from streams.incident import Applied
+    from streams.applied import Applied
     from streams.incident_log import execute
     from streams.worker import Poison, install_decider, outcome, parse, recorded_at
 

@@ -1,4 +1,4 @@
-"""Commands: requests to change an incident. Only the decider turns them into events."""
+"""Commands: requests to change an incident or a silence. Only the decider turns them into events."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter
 
 from contracts.common import Actor, Message, Severity, Status, UtcDatetime
 from contracts.hypotheses import Hypothesis
+from contracts.silences import Matcher
 
 
 class CommandBase(Message):
@@ -166,6 +167,41 @@ class Escalate(CommandBase):
     trigger_event_id: UUID
 
 
+class CreateSilence(CommandBase):
+    """Silence alerts matching every matcher from `starts_at` until `ends_at`.
+
+    A silence is a stream of its own: `incident_id` is the silence's id (SPEC §15)."""
+
+    type: Literal["CreateSilence"] = "CreateSilence"
+    matchers: list[Matcher] = Field(min_length=1, max_length=50)
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    comment: str = Field(min_length=1, max_length=2_000)
+
+
+class ExpireSilence(CommandBase):
+    """End silence `incident_id` now (expiring an expired silence changes nothing)."""
+
+    type: Literal["ExpireSilence"] = "ExpireSilence"
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class RecordSilencedAlert(CommandBase):
+    """The intake swallowed a firing alert because silence `incident_id` matched it, or,
+    with `window` set, the recurring maintenance window of that name (whose stream id is
+    derived from its name)."""
+
+    type: Literal["RecordSilencedAlert"] = "RecordSilencedAlert"
+    fingerprint: str = Field(min_length=1, max_length=200)
+    alertname: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    starts_at: UtcDatetime
+    window: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+SILENCE_COMMANDS: tuple[type[CommandBase], ...] = (CreateSilence, ExpireSilence, RecordSilencedAlert)
+"""Commands of a silence's stream; every other command is an incident's."""
+
 ALL_COMMANDS: tuple[type[CommandBase], ...] = (
     OpenIncident,
     AcknowledgeIncident,
@@ -183,6 +219,7 @@ ALL_COMMANDS: tuple[type[CommandBase], ...] = (
     ConfirmRootCause,
     RecordNotification,
     Escalate,
+    *SILENCE_COMMANDS,
 )
 Command = Annotated[Union[ALL_COMMANDS], Field(discriminator="type")]  # type: ignore[valid-type]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

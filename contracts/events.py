@@ -14,13 +14,15 @@ from pydantic import Field, SerializeAsAny, SerializerFunctionWrapHandler, model
 
 from contracts.common import Actor, Message, Severity, Status, UtcDatetime
 from contracts.hypotheses import Hypothesis
+from contracts.silences import Matcher
 
 ZERO_HASH = "0" * 64
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The envelope contract events are written with. 1: the event types of SPEC §2;
 2: adds `RootCauseConfirmed`; 3: findings name their `service` and `signal`, and
 `CorrelationCompleted.hypotheses` are `Hypothesis` models; 4: adds the delivery ledger
-(`NotificationSent`, `NotificationFailed`, `Escalated`). Events keep the version they
+(`NotificationSent`, `NotificationFailed`, `Escalated`); 5: adds silence streams
+(`SilenceCreated`, `AlertSilenced`, `SilenceExpired`: see `SILENCE_EVENTS`). Events keep the version they
 were written with; every version stays readable and re-serializes to exactly what was
 hashed (findings without service/signal, hypotheses as free dicts)."""
 
@@ -217,6 +219,45 @@ class Escalated(EventData):
     trigger_event_id: UUID
 
 
+class SilenceCreated(EventData):
+    """A silence: alerts matching every matcher open no incident and page no one between
+    `starts_at` and `ends_at`."""
+
+    event_type: ClassVar[str] = "SilenceCreated"
+    matchers: list[Matcher]
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    comment: str
+    by: str
+
+
+class AlertSilenced(EventData):
+    """The intake swallowed this firing alert (once per fingerprint and start). `window`
+    names the maintenance window that did, when it was one rather than a created silence."""
+
+    event_type: ClassVar[str] = "AlertSilenced"
+    fingerprint: str
+    alertname: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    starts_at: UtcDatetime
+    window: str | None = None
+
+
+class SilenceExpired(EventData):
+    """Someone ended the silence before its `ends_at`."""
+
+    event_type: ClassVar[str] = "SilenceExpired"
+    by: str
+    reason: str | None = None
+
+
+SILENCE_EVENTS: tuple[type[EventData], ...] = (SilenceCreated, AlertSilenced, SilenceExpired)
+"""The events of a silence's stream. Every event of the log belongs to one stream, named by
+the envelope's `incident_id`: an incident's, or, for these types, a silence's (schema 5).
+The type says which kind of stream it is, so the envelope keeps one shape for both."""
+
+SILENCE_EVENT_TYPES = frozenset(cls.event_type for cls in SILENCE_EVENTS)
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     IncidentOpened,
     IncidentAcknowledged,
@@ -235,6 +276,7 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     NotificationSent,
     NotificationFailed,
     Escalated,
+    *SILENCE_EVENTS,
 )
 EVENT_TYPES: dict[str, type[EventData]] = {cls.event_type: cls for cls in ALL_EVENTS}
 EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]
@@ -246,7 +288,8 @@ class EventEnvelope(Message):
     event_id: UUID
     type: EventType
     schema_version: int = SCHEMA_VERSION
-    incident_id: UUID
+    incident_id: UUID = Field(description="The id of the event's stream: the incident's, or for "
+                             "SilenceCreated, AlertSilenced and SilenceExpired the silence's.")
     version: int = Field(ge=1)
     occurred_at: UtcDatetime
     recorded_at: UtcDatetime

@@ -31,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from foundation.maintenance import MaintenanceWindow
 from foundation.templates import check, seconds
 from foundation.topology import parse_edge, read_file
 
@@ -65,7 +66,7 @@ class TopicSettings(Section):
     partitions: int = Field(default=6, ge=1, le=1000)
     replication_factor: int = Field(default=1, ge=1)
 
-    def name(self, kind: Literal["alerts", "commands", "events", "dlq", "outcomes"]) -> str:
+    def name(self, kind: Literal["alerts", "commands", "events", "dlq", "outcomes", "silences"]) -> str:
         return f"{self.prefix}.{kind}"
 
 
@@ -436,6 +437,19 @@ class NotifySettings(Section):
         return self
 
 
+class SilenceSettings(Section):
+    maintenance: list[MaintenanceWindow] = []  # recurring windows: [[silences.maintenance]]
+
+    @field_validator("maintenance")
+    @classmethod
+    def _unique_names(cls, windows: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        names = [w.name for w in windows]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"maintenance window name {name!r} is used twice")
+        return windows
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WARROOM_",
@@ -459,6 +473,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = IntakeSettings()
     topology: TopologySettings = TopologySettings()
     notify: NotifySettings = NotifySettings()
+    silences: SilenceSettings = SilenceSettings()
 
     @classmethod
     def settings_customise_sources(

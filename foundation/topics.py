@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 _EVENTS_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 # Outcomes only serve gateways waiting for an answer; a day is plenty.
 _OUTCOMES_CONFIG = {"retention.ms": str(24 * 3600 * 1000)}
+# The rules of the silences, derived from their streams by the decider: only the latest
+# of each matters, and every intake reads them all, so one compacted partition.
+_SILENCES_CONFIG = {"cleanup.policy": "compact"}
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
@@ -25,16 +28,16 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     Each accepts records as large as our producers may send (`kafka.max_message_bytes`),
     so no record of ours is refused by the broker, and none larger reaches us."""
     t = settings.topics
-    configs = {"events": _EVENTS_CONFIG, "outcomes": _OUTCOMES_CONFIG}
+    configs = {"events": _EVENTS_CONFIG, "outcomes": _OUTCOMES_CONFIG, "silences": _SILENCES_CONFIG}
     size = {"max.message.bytes": str(settings.kafka.max_message_bytes)}
     return [
         NewTopic(
             name=t.name(kind),
-            num_partitions=t.partitions,
+            num_partitions=1 if kind == "silences" else t.partitions,
             replication_factor=t.replication_factor,
             topic_configs={**configs.get(kind, {}), **size},
         )
-        for kind in ("alerts", "commands", "events", "dlq", "outcomes")
+        for kind in ("alerts", "commands", "events", "dlq", "outcomes", "silences")
     ]
 
 

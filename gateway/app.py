@@ -27,6 +27,7 @@ from gateway.limits import RequestLimits
 from gateway.log_watch import LogGuard, LogWatch
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.scorecard.routes import router as scorecard_router
+from gateway.silences.routes import router as silences_router
 from gateway.services.routes import router as services_router
 from gateway.topology.routes import router as topology_router
 from projections.schema import MIGRATIONS, quote_ident
@@ -157,7 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last, so it runs first: an oversized request is refused before anything reads it.
     app.add_middleware(RequestLimits, settings=settings.gateway)
     for router in (health.router, pages.router, incidents_router, history_router, charts_router, services_router,
-                   scorecard_router, topology_router, stream.router, alerts.router):
+                   scorecard_router, topology_router, silences_router, stream.router, alerts.router):
         app.include_router(router)
     return app
 

@@ -38,7 +38,6 @@ from contracts import CommandBase, CommandOutcome
 from foundation.fetching import FETCH_WAIT_MS
 from foundation.settings import Settings
 from gateway.changes import ChangeFeed, VersionWatch
-from gateway.incidents.queries import SELECT_VERSION
 from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
 
@@ -48,6 +47,22 @@ READ_MODEL_HEADER = "Warroom-Read-Model"
 # After the command timeout, how long a record still in the producer's buffer is given to
 # be either acknowledged or given up (the producer gives it up at its next attempt).
 UNSENT_GRACE_S = 2.0
+# The version the read models show of a stream: an incident's, else a silence's.
+SELECT_STREAM_VERSION = """
+select coalesce((select version from incidents where id = $1),
+                (select version from silences where silence_id = $1)) as version
+"""
+
+
+def rejection(outcome: CommandOutcome) -> Problem:
+    """The problem answering a command the decider refused."""
+    detail = outcome.detail or (outcome.code or "rejected").replace("_", " ")
+    if outcome.code == "not_found":
+        return Problem.not_found(detail)
+    if outcome.code == "validation_error":
+        return Problem.invalid(outcome.field or "body", detail)
+    return Problem(409, outcome.code or "invalid_transition", detail,
+                   current_status=outcome.status, current_version=outcome.version)
 
 
 class CommandNotSent(Problem):
@@ -299,8 +314,8 @@ class CommandBus:
 
     async def _read_model_version(self, incident_id: UUID) -> int:
         try:
-            row = await self._pool.fetchrow(SELECT_VERSION, incident_id)
+            row = await self._pool.fetchrow(SELECT_STREAM_VERSION, incident_id)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             log.warning("read-your-writes: cannot read incident %s from the read model: %s", incident_id, err)
             return 0
-        return row["version"] if row is not None else 0
+        return row["version"] if row is not None and row["version"] is not None else 0

@@ -16,7 +16,8 @@ from datetime import datetime
 import asyncpg
 
 from projections import (
-    alerts, changes, correlation, findings, incidents, notes, notifications, offsets, scorecard, services, timeline,
+    alerts, changes, correlation, findings, incidents, notes, notifications, offsets, scorecard, services, silences,
+    timeline,
 )
 from projections.logged import LoggedEvent
 from projections.switch import HOLD_OFF_SWITCH
@@ -66,6 +67,7 @@ async def apply_batch(
         await correlation.apply_batch(conn, schema, fresh)
         await findings.apply_batch(conn, schema, fresh)
         await notifications.apply_batch(conn, schema, fresh)
+        await silences.apply_batch(conn, schema, fresh)
         await scorecard.apply_batch(conn, schema, fresh, rows)
 
         # From here to commit, one projector at a time (see projections.changes).

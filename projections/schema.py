@@ -214,8 +214,39 @@ CREATE TABLE IF NOT EXISTS {s}.notifications (
 );
 """
 
+# Silences (projections.silences): one row per silence or maintenance window, and what each swallowed.
+MIGRATION_6 = """
+CREATE TABLE IF NOT EXISTS {s}.silences (
+    silence_id uuid PRIMARY KEY,
+    matchers jsonb NOT NULL,
+    starts_at timestamptz,
+    ends_at timestamptz,
+    comment text,
+    window_name text,
+    created_by text,
+    created_at timestamptz,
+    expired_at timestamptz,
+    expired_by text,
+    swallowed int NOT NULL DEFAULT 0,
+    last_swallowed_at timestamptz,
+    version int NOT NULL
+);
+CREATE INDEX IF NOT EXISTS silences_ends_idx ON {s}.silences (ends_at DESC, silence_id);
+CREATE TABLE IF NOT EXISTS {s}.silenced_alerts (
+    silence_id uuid NOT NULL,
+    version int NOT NULL,
+    fingerprint text NOT NULL,
+    alertname text,
+    labels jsonb NOT NULL,
+    starts_at timestamptz NOT NULL,
+    silenced_at timestamptz NOT NULL,
+    PRIMARY KEY (silence_id, version)
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4), (5, MIGRATION_5))
+    (1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4), (5, MIGRATION_5),
+    (6, MIGRATION_6))
 """(version, DDL) in order; `migrate` applies those not yet recorded."""
 
 CREATE_MIGRATIONS_TABLE = """

@@ -91,6 +91,14 @@ def summarize(event: ev.EventEnvelope) -> str:
             return f"Paging {d.receiver} ({d.kind}, {_page(d)}) failed, attempt {d.attempt}: {_clip(d.error, 200)}{retry}"
         case "Escalated":
             return f"Escalated to level {d.level}: {', '.join(d.receivers)}"
+        case "SilenceCreated":
+            matchers = ", ".join(f"{m.label}{m.op}{m.value!r}" for m in d.matchers)
+            return f"Silence by {d.by} until {d.ends_at:%Y-%m-%d %H:%M}Z: {matchers}: {_clip(d.comment)}"
+        case "AlertSilenced":
+            by = f"maintenance window {d.window}" if d.window else "silence"
+            return f"Alert {d.alertname or d.fingerprint} swallowed by {by}"
+        case "SilenceExpired":
+            return f"Silence expired by {d.by}" + (f": {_clip(d.reason)}" if d.reason else "")
     return event.type
 
 

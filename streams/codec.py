@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 from contracts.commands import COMMAND_ADAPTER
 from contracts.events import EventEnvelope
 from contracts.outcomes import CommandOutcome
-from streams.incident import Applied
+from streams.applied import Applied
 
 COMMAND = "warroom.command"
 EVENT = "warroom.event"

@@ -102,13 +102,3 @@ def remember(recent: tuple[str, ...], item: str, limit: int) -> tuple[str, ...]:
     if recent and recent[-1] == item:
         return recent
     return (*recent[-(limit - 1):], item) if limit > 1 else (item,)
-
-
-class Applied(Frozen):
-    """What the worker keeps per incident in its table: the decider state, and the offset
-    of the incident's last command it reflects. After a crash, commands at or below that
-    offset are redelivered ones whose effect the state already holds, so they are skipped
-    rather than decided again on a newer state."""
-
-    state: Incident | None = None
-    through_offset: int = -1

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import uuid5
 
-from contracts.commands import CommandBase
-from contracts.events import ZERO_HASH, EventData, EventEnvelope
+from contracts.commands import SILENCE_COMMANDS, CommandBase
+from contracts.events import SILENCE_EVENT_TYPES, ZERO_HASH, EventData, EventEnvelope
 from foundation.chain import seal
-from streams.decider import actor_for, decide, evolve, initial_state
-from streams.incident import State
+from streams import silence
+from streams.decider import Rejected, actor_for, decide, evolve as evolve_incident, initial_state
+from streams.incident import Incident
+from streams.silence import Silence
+
+State = Incident | Silence | None
+"""The state of one stream of the log: an incident's, a silence's, or nothing yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +63,29 @@ def record(
     return events
 
 
+def evolve(state: State, event: EventEnvelope) -> State:
+    """`state` after `event`, by the decider of the event's stream."""
+    if event.type in SILENCE_EVENT_TYPES:
+        return silence.evolve(state if isinstance(state, Silence) else None, event)
+    if isinstance(state, Silence):
+        raise ValueError(f"{event.type} on the stream of a silence")
+    return evolve_incident(state, event)
+
+
+def decide_any(command: CommandBase, state: State) -> list[EventData]:
+    """What `command` causes, by the decider of its stream (a silence's or an incident's)."""
+    if isinstance(command, SILENCE_COMMANDS):
+        if isinstance(state, Incident):
+            raise Rejected("not_found", f"silence {command.incident_id} does not exist")
+        return silence.decide(command, state)
+    if isinstance(state, Silence):
+        raise Rejected("not_found", f"incident {command.incident_id} does not exist")
+    return decide(command, state)
+
+
 def execute(command: CommandBase, state: State, recorded_at: datetime) -> Decision:
     """Decide `command` on `state` and seal the result; raises `Rejected` like `decide`."""
-    events = record(command, state, decide(command, state), recorded_at)
+    events = record(command, state, decide_any(command, state), recorded_at)
     for event in events:
         state = evolve(state, event)
     return Decision(events, state)

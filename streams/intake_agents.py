@@ -35,7 +35,9 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid5
 
+import mode
 from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import TableT, TopicT
@@ -43,9 +45,11 @@ from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from contracts.alerts import Alert
+from contracts.commands import RecordSilencedAlert
 from streams.app import Streams, declare_table
 from streams.codec import PydanticCodec
 from streams.intake import (
+    NAMESPACE,
     NOTICE_ADAPTER,
     AlertNotice,
     Group,
@@ -53,9 +57,11 @@ from streams.intake import (
     Intake,
     Watched,
     alert_notice,
+    producer_of,
     refusal,
     watch,
 )
+from streams.silence_book import SilenceBook, Silencer
 from streams.partition import (
     BATCH_MAX,
     IN_FLIGHT,
@@ -190,6 +196,12 @@ class IntakeStep:
         self.alerts_topic = streams.settings.topics.name("alerts")
         self.commands_topic = streams.settings.topics.name("commands")
         self.partitions = streams.settings.topics.partitions
+        self.silences = SilenceBook(streams.settings)
+        self.catch_up_s = streams.settings.kafka.request_timeout_s
+
+    async def prepare(self) -> None:
+        # Every silence answered before this batch's alerts were sent is known before they are read.
+        await self.silences.catch_up(self.catch_up_s)
 
     def home(self, key: bytes) -> int:
         """The partition a record keyed `key` lands in (the producers' default partitioner),
@@ -209,6 +221,13 @@ class IntakeStep:
         return kept.alerts_offset if message.topic == self.alerts_topic else kept.notices_offset
 
     def react(self, notice: AlertNotice | IncidentNotice, kept: Kept, message: Message) -> Reaction:
+        if isinstance(notice, AlertNotice) and notice.alert.status == "firing":
+            silencer = self.silences.silencer(notice.alert.labels, notice.received_at)
+            if silencer is not None:
+                # Swallowed: no incident, no page; only the silence's stream records it.
+                command = silenced(notice, silencer)
+                return Reaction(sends=((self.commands_topic, str(command.incident_id).encode(),
+                                        command.model_dump_json().encode(), None),))
         handled = self.intake.handle(notice, kept.group)
         if handled.lost:
             log.warning("intake: group %s: %d alert(s) refused by resolved incident %s are "
@@ -238,6 +257,17 @@ class IntakeStep:
             raise Poison(f"not a valid intake notice: {err}") from None
 
 
+def silenced(notice: AlertNotice, silencer: Silencer) -> RecordSilencedAlert:
+    """The command recording that `silencer` swallowed the alert of `notice`; its id is the
+    same for every re-sent copy of that alert, so the silence records it once."""
+    alert = notice.alert
+    return RecordSilencedAlert(
+        command_id=uuid5(NAMESPACE, f"{silencer.stream}|silenced|{notice.fingerprint}|{alert.starts_at.isoformat()}"),
+        incident_id=silencer.stream, actor=producer_of(alert), issued_at=notice.received_at,
+        fingerprint=notice.fingerprint, alertname=alert.labels.get("alertname"), labels=alert.labels,
+        starts_at=alert.starts_at, window=silencer.window)
+
+
 def received_at(message: Message) -> datetime:
     return record_time(message, lambda: datetime.now(UTC))
 
@@ -254,8 +284,15 @@ def install_intake(streams: Streams, *, batch_max: int = BATCH_MAX,
     """Attach the intake agents to `streams.app` and return their shells."""
     topology = declare(streams)
     shell = {"batch_max": batch_max, "batch_wait_s": batch_wait_s, "in_flight": in_flight}
+    desk = IntakeStep(streams, topology)
+
+    @streams.app.service
+    class ClosingSilences(mode.Service):
+        async def on_stop(self) -> None:
+            await desk.silences.stop()
+
     return IntakeAgents(
         topology,
-        desk=install(streams, topology.alerts_and_notices, "intake", IntakeStep(streams, topology), **shell),
+        desk=install(streams, topology.alerts_and_notices, "intake", desk, **shell),
         watch=install(streams, topology.events, "incident-watch", WatchStep(streams, topology), **shell),
     )

@@ -120,6 +120,8 @@ class Shell:
         self.read_through: dict[int, int] = {}  # input partition -> next offset read
         self._last: asyncio.Future | None = None
         self._producer = None
+        # A step may bring something up to date before each batch (the intake's silences).
+        self._prepare: Callable[[], Awaitable[None]] | None = getattr(step, "prepare", None)
 
     def entry(self, key: str) -> Any:
         """The latest entry for `key`: pending, else in the table, else the step's empty one."""
@@ -132,6 +134,8 @@ class Shell:
         """Handle `batch` in order and send what it causes; return the future that finishes it."""
         step = self.step
         producer = await self.producer()
+        if self._prepare is not None:
+            await self._prepare()
         working: dict[str, tuple[int, Any]] = {}
         sent: list[asyncio.Future] = []
         answers: list[Record] = []

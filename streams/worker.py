@@ -41,10 +41,12 @@ from foundation.settings import Settings, SettingsError, load_settings
 from streams.app import Streams, create_app
 from streams.correlation_agents import install_correlation
 from streams.decider import Rejected
-from streams.incident import Applied, State
-from streams.incident_log import execute
+from streams.applied import Applied
+from streams.incident import Incident
+from streams.incident_log import State, execute
 from streams.intake_agents import install_intake
 from streams.log_watch import install_log_watch
+from streams.silence import RULE_EVENTS, rule_of
 from streams.partition import (
     BATCH_MAX,
     IN_FLIGHT,
@@ -96,7 +98,7 @@ def outcome(command: CommandBase, before: State, after: State, events: int,
         field=rejection.field if rejection else None,
         events=events,
         version=state.version if state is not None else 0,
-        status=state.status if state is not None else None,
+        status=state.status if isinstance(state, Incident) else None,
     )
 
 
@@ -116,6 +118,7 @@ class Decider:
         names = streams.settings.topics
         self.events_topic = names.name("events")
         self.outcomes_topic = names.name("outcomes")
+        self.silences_topic = names.name("silences")
         # Records go straight to the producer, encoded by the topics' codec: the
         # per-message bookkeeping of `Topic.send` costs more than deciding the command.
         self.encode_event = codecs.get_codec(streams.events.value_serializer).dumps
@@ -140,8 +143,15 @@ class Decider:
                             answers=((self.outcomes_topic, key, self.encode_outcome(answer), partition),))
         answer = outcome(command, before, decision.state, len(decision.events))
         encode, topic = self.encode_event, self.events_topic
+        sends = [(topic, key, encode(event), partition) for event in decision.events]
+        if any(event.type in RULE_EVENTS for event in decision.events):
+            # The intake reads silences from their own topic: the rule goes out with the
+            # events that changed it, so the log never holds a silence the intake cannot see.
+            rule = rule_of(command.incident_id, decision.state)  # type: ignore[arg-type]
+            if rule is not None:
+                sends.append((self.silences_topic, key, rule.model_dump_json().encode(), 0))
         return Reaction(Applied(state=decision.state, through_offset=message.offset),
-                        sends=[(topic, key, encode(event), partition) for event in decision.events],
+                        sends=sends,
                         answers=((self.outcomes_topic, key, self.encode_outcome(answer), partition),))
 
 

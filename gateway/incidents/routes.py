@@ -24,7 +24,7 @@ from contracts.commands import (
 from gateway import cursor
 from gateway.auth import Responder, Viewer
 from gateway.changes import ChangeFeed
-from gateway.commands import CommandBus
+from gateway.commands import CommandBus, rejection
 from gateway.deps import BusDep, EventLogDep, FeedDep, PoolDep, SettingsDep
 from gateway.eventlog import EventNotInLog
 from gateway.fields import MAX_INT4, Name, text
@@ -76,16 +76,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _rejection(outcome: CommandOutcome) -> Problem:
-    detail = outcome.detail or (outcome.code or "rejected").replace("_", " ")
-    if outcome.code == "not_found":
-        return Problem.not_found(detail)
-    if outcome.code == "validation_error":
-        return Problem.invalid(outcome.field or "body", detail)
-    return Problem(409, outcome.code or "invalid_transition", detail,
-                   current_status=outcome.status, current_version=outcome.version)
-
-
 async def _decide(bus: CommandBus, command: CommandBase) -> CommandOutcome | JSONResponse:
     """The accepted outcome, a 202 response when it is not known in time; rejections raise."""
     outcome = await bus.send(command)
@@ -94,7 +84,7 @@ async def _decide(bus: CommandBus, command: CommandBase) -> CommandOutcome | JSO
         return JSONResponse(pending.model_dump(mode="json"), status_code=202,
                             headers={"Location": f"{BASE}/{command.incident_id}"})
     if not outcome.accepted:
-        raise _rejection(outcome)
+        raise rejection(outcome)
     return outcome
 
 

@@ -24,7 +24,7 @@ from faust.types.tuples import Message
 
 from streams.app import create_app, declare_table
 from streams.codec import INCIDENT_STATE
-from streams.incident import Applied
+from streams.applied import Applied
 from streams.partition import Reaction, install
 from foundation.settings import load_settings
 

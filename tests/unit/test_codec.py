@@ -18,7 +18,8 @@ from contracts.outcomes import CommandOutcome
 from foundation.chain import seal
 from streams.codec import COMMAND, EVENT, INCIDENT_STATE, OUTCOME, register_codecs
 from foundation.dead_letters import HEADROOM, REASON_MAX, dead_letter, letter_limit
-from streams.incident import Applied, Incident
+from streams.applied import Applied
+from streams.incident import Incident
 
 ID = UUID("00000000-0000-4000-8000-000000000001")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -72,7 +72,7 @@ def test_new_events_are_the_current_version_with_typed_hypotheses_and_named_find
                            prev_hash=prev))
         prev = events[-1].hash
     wire = [EventEnvelope.model_validate_json(e.model_dump_json(by_alias=True)) for e in events]
-    assert [e.schema_version for e in wire] == [SCHEMA_VERSION, SCHEMA_VERSION] and SCHEMA_VERSION == 4
+    assert [e.schema_version for e in wire] == [SCHEMA_VERSION, SCHEMA_VERSION] and SCHEMA_VERSION == 5
     assert verify(wire).valid
     assert (wire[0].data.service, wire[0].data.signal) == ("db", "latency")
     assert wire[1].data.hypotheses == [hypothesis]

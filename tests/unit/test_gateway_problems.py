@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from contracts import CommandOutcome, Status
 from gateway.app import create_app
 from gateway.auth import mint_token
-from gateway.incidents.routes import _rejection
+from gateway.commands import rejection as _rejection
 from gateway.problems import Problem
 from foundation.settings import Settings
 

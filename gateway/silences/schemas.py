@@ -1,0 +1,90 @@
+"""Request and response bodies of the silences endpoints."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.silences import MatcherOp
+from gateway.fields import Instant, LongText, Name, Reason, text
+
+
+class MatcherBody(BaseModel):
+    """One label matcher: `=` equal, `!=` not equal, `=~` / `!~` the whole label (does not)
+    match the regular expression. A label the alert lacks reads as the empty string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Annotated[Name, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    op: MatcherOp
+    value: text(0, 1_000)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _compiles(self) -> MatcherBody:
+        if self.op in ("=~", "!~"):
+            try:
+                re.compile(self.value)
+            except re.error as err:
+                raise ValueError(f"value is not a valid regular expression: {err}") from None
+        return self
+
+
+class CreateSilenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[MatcherBody] = Field(min_length=1, max_length=50)
+    starts_at: Instant | None = Field(default=None, description="default: now")
+    ends_at: Instant
+    comment: LongText
+
+
+class ExpireSilenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = None
+
+
+class SilenceCreatedAnswer(BaseModel):
+    id: UUID
+    version: int
+
+
+SilenceState = Literal["pending", "active", "expired"]
+
+
+class SilencedAlert(BaseModel):
+    fingerprint: str
+    alertname: str | None
+    labels: dict[str, str]
+    starts_at: datetime
+    silenced_at: datetime
+
+
+class Silence(BaseModel):
+    """A silence created through the API, or a maintenance window from settings (`window`
+    set: its `starts_at`/`ends_at` are its current or next opening)."""
+
+    id: UUID
+    kind: Literal["silence", "maintenance"]
+    state: SilenceState
+    matchers: list[MatcherBody]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    comment: str | None
+    window: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    expired_at: datetime | None = None
+    expired_by: str | None = None
+    swallowed: int = 0
+    last_swallowed_at: datetime | None = None
+    version: int = 0
+    recent: list[SilencedAlert] = Field(default_factory=list, description="what it swallowed, newest first")
+
+
+class SilenceList(BaseModel):
+    silences: list[Silence]
