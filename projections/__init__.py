@@ -7,7 +7,7 @@
   a new read model is one more line there and its DDL one more entry in `schema`.
 - `schema` (numbered migrations naming each module's DDL), `logged` (an event with its log
   position, and the JSON conventions), `rows` (statement templates and the bulk upsert),
-  `rejects` (what is not an event), `synthetic` (a valid synthetic log for tests and benches).
+  `rejects` (what is not an event).
 - `runner/`: the projector process (batches, offsets, reconnects), apart from what is applied.
 - `replay/`: rebuild, verify and switch (`warroom replay`), and the log reset.
 - `history/`: an incident's audit and postmortem, with its charts and graph, from its log.

@@ -14,7 +14,7 @@ from projections import timeline
 from projections.logged import LoggedEvent
 from projections.rejects import decode
 from projections.schema import migrate, quote_ident
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 from foundation.settings import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from gateway.eventlog import EventLog, EventNotInLog
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 from foundation.settings import Settings
 from foundation.topics import ensure_topics
 

@@ -35,7 +35,7 @@ from projections.logged import LoggedEvent
 from projections.runner import Projector
 from foundation.change_feed import channel as changes_channel
 from projections.schema import CREATE_MIGRATIONS_TABLE, MIGRATION_1, MIGRATIONS, migrate, quote_ident
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 from foundation.chain import seal
 from warroom.servers import start_postgres
 from foundation.settings import Settings, load_settings

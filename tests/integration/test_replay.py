@@ -38,7 +38,7 @@ from projections.runner import Projector
 from projections.schema import migrate, quote_ident
 from projections.replay.segment import Segment
 from projections.replay.switch import ONE_REPLAY, old_schemas
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 from projections.replay.verify import REBUILT_TABLES, compare_schemas, verify
 from streams.decider import Rejected
 from streams.incident_log import execute

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from projections import incidents
 from projections.changes import payload
 from projections.logged import LoggedEvent, iso
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 
 
 def test_payload_has_the_sse_fields_and_the_incident_after_the_event():

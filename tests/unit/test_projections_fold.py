@@ -13,7 +13,7 @@ from contracts.events import ZERO_HASH
 from contracts.hypotheses import Hypothesis
 from projections import alerts, correlation, incidents, services, timeline
 from projections.logged import LoggedEvent, iso
-from projections.synthetic import LIFE_LENGTH, synthetic_log
+from testing.synthetic import LIFE_LENGTH, synthetic_log
 from foundation.chain import seal
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

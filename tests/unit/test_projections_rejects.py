@@ -8,7 +8,7 @@ import pytest
 
 from foundation.dead_letters import Poison
 from projections.rejects import decode
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 
 
 @pytest.mark.parametrize(("value", "reason"), [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from projections.runner.batch import build_batch
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 
 
 def record(value: bytes | None, offset: int = 7, partition: int = 2) -> ConsumerRecord:

@@ -10,7 +10,7 @@ from contracts.events import EventEnvelope
 from projections.replay.decoding import DecodedEvent, Decoder
 from foundation.dead_letters import Poison
 from projections.rejects import decode
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 
 LOG = list(synthetic_log(400, seed=11, concurrent=8))
 FIELDS = ("type", "incident_id", "version", "occurred_at", "recorded_at", "actor", "data", "hash", "prev_hash")

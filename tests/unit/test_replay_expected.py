@@ -15,7 +15,7 @@ from aiokafka.structs import ConsumerRecord
 
 from projections.replay.expected import Digest, Expected, flat_map, micros, millionths, services_digest
 from projections.replay.rebuild import Rebuild
-from projections.synthetic import synthetic_log
+from testing.synthetic import synthetic_log
 from foundation.chain import seal
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
