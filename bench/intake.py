@@ -43,7 +43,7 @@ from bench.harness.cli import parser_for, run
 from bench.harness.measure import emit, emit_row
 from bench.harness.stack import faust_streams, install_passthrough, role_process, run_faust, stop_process
 from contracts.alerts import Alert
-from streams.intake import fingerprint
+from streams.alert_reading import fingerprint
 from foundation.settings import Settings, load_settings
 
 PER_SERVICE = 20

@@ -25,7 +25,7 @@ from gateway.deps import BusDep, PoolDep, SettingsDep
 from gateway.fields import MAX_INT4, NO_NUL, Labels, text, whole_number
 from gateway.incidents.routes import KnownIncident
 from gateway.problems import Problem, documented
-from streams.intake import group_key, refusal
+from streams.alert_reading import group_key, refusal
 from foundation.settings import Settings
 
 router = APIRouter(tags=["alerts"], lifespan=dead_letter_count)

@@ -1,5 +1,6 @@
 """Alert intake (SPEC §5), pure: what an alert, or a change of an incident, means for
-the group of alerts it belongs to.
+the group of alerts it belongs to. What the alert itself says (its fingerprint, group,
+title…) and the notices are read in `streams.alert_reading`.
 
 Alerts are grouped by the values of configured labels (`intake.group_by`, default the
 service). A group remembers one incident at a time (`Group`); `react(notice, group)`
@@ -17,173 +18,30 @@ decider then finds already applied.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Literal
-from urllib.parse import urlencode
 from uuid import UUID, uuid5
-
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.alerts import Alert
 from contracts.commands import AttachAlert, CommandBase, OpenIncident, ResolveAlert
-from contracts.common import Actor, ActorKind, Severity, UtcDatetime
+from contracts.common import Actor, ActorKind
 from foundation.settings import IntakeSettings
+from streams.alert_reading import (
+    ALERTNAME,
+    AlertNotice,
+    IncidentChange,
+    IncidentNotice,
+    description_of,
+    group_key,
+    service_of,
+    severity_of,
+    title_of,
+)
 
 NAMESPACE = UUID("3b6f2f5e-8d1c-5a4e-9f0b-6c2d7e1a9b40")
 """Namespace of every id the intake derives."""
 
-UNKNOWN_SERVICE = "unknown"
-"""The service of an alert without the service label: such an alert still pages someone."""
-
-ALERTNAME = "alertname"
-SUMMARY = "summary"
-DESCRIPTION = "description"
-FINGERPRINT_CHARS = 32
-SERVICE_MAX = 200  # OpenIncident.service
-TITLE_MAX = 300  # OpenIncident.title
-DESCRIPTION_MAX = 20_000  # OpenIncident.description
 INTAKE_ACTOR_ID = "intake"
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# --- what an alert says --------------------------------------------------------------
-
-
-def canonical_labels(labels: Mapping[str, str]) -> bytes:
-    """The labels as canonical JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(labels, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def fingerprint(alert: Alert) -> str:
-    """The alert's own fingerprint, else the first 32 hex digits of the SHA-256 of its
-    canonical labels: the same labels always name the same alert."""
-    if alert.fingerprint:
-        return alert.fingerprint
-    return hashlib.sha256(canonical_labels(alert.labels)).hexdigest()[:FINGERPRINT_CHARS]
-
-
-def service_of(labels: Mapping[str, str], intake: IntakeSettings) -> str:
-    """The value of the service label; `unknown` when it is missing or empty."""
-    return labels.get(intake.service_label) or UNKNOWN_SERVICE
-
-
-def group_key(labels: Mapping[str, str], intake: IntakeSettings) -> str:
-    """The group an alert (or an incident, by its labels) belongs to: with one `group_by`
-    label its value (by default the service: `checkout`), with several the values in
-    configured order, URL-encoded (`service=checkout&env=prod`).
-
-    The service label counts with its `service_of` value, so an incident opened with
-    that service, whatever its labels say, lands in the same group. This is also the
-    key producers should give an alert record: then it is taken in where it arrives.
-    """
-    values = [(name, service_of(labels, intake) if name == intake.service_label else labels.get(name, ""))
-              for name in intake.group_by]
-    return values[0][1] if len(values) == 1 else urlencode(values)
-
-
-def title_of(alert: Alert) -> str:
-    """`alertname: summary`, or whichever of the two exists, else a title naming the labels."""
-    name = alert.labels.get(ALERTNAME, "").strip()
-    summary = alert.annotations.get(SUMMARY, "").strip()
-    if name and summary:
-        title = f"{name}: {summary}"
-    else:
-        title = name or summary or "alert " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
-    return _clip(title, TITLE_MAX)
-
-
-def severity_of(labels: Mapping[str, str], intake: IntakeSettings) -> Severity:
-    """The severity label mapped through `severity_map` (case-insensitive), else the default."""
-    raw = labels.get(intake.severity_label, "").strip().lower()
-    return Severity(intake.severity_map.get(raw, intake.default_severity))
-
-
-def refusal(alert: Alert, intake: IntakeSettings) -> tuple[str, str] | None:
-    """Why `alert` cannot become commands, as `(field, message)`; None when it can.
-
-    Text must be storable (no NUL characters, no unpaired surrogates) and the service
-    label no longer than an incident's service may be.
-    """
-    if not _storable("".join(text for _, text in _texts(alert))):  # one check for the usual case
-        for field_name, text in _texts(alert):
-            if "\x00" in text:
-                return field_name, "must not contain NUL characters"
-            if not _storable(text):
-                return field_name, "must be valid Unicode (no unpaired surrogates)"
-    service = alert.labels.get(intake.service_label)
-    if service is not None and len(service) > SERVICE_MAX:
-        return f"labels.{intake.service_label}", f"must be at most {SERVICE_MAX} characters"
-    return None
-
-
-def _texts(alert: Alert):
-    for kind in ("labels", "annotations"):
-        for key, value in getattr(alert, kind).items():
-            yield f"{kind}", key
-            yield f"{kind}.{key}", value
-    for name in ("fingerprint", "source"):
-        value = getattr(alert, name)
-        if value is not None:
-            yield name, value
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --- notices: what the intake agent reads, keyed by group --------------------------
-
-
-class AlertNotice(Frozen):
-    """An alert routed to its group. `received_at` is the alert record's timestamp, so a
-    redelivered alert carries the same one."""
-
-    kind: Literal["alert"] = "alert"
-    group_key: str
-    fingerprint: str
-    received_at: UtcDatetime
-    alert: Alert
-
-
-IncidentChange = Literal["opened", "resolved", "reopened"]
-
-
-class IncidentNotice(Frozen):
-    """A change of an incident that matters to its group, as of the event at `version`.
-    `attached` counts the incident's `AlertAttached` events up to that event."""
-
-    kind: Literal["incident"] = "incident"
-    group_key: str
-    incident_id: UUID
-    change: IncidentChange
-    version: int = Field(ge=1)
-    attached: int = Field(ge=0)
-
-
-Notice = Annotated[AlertNotice | IncidentNotice, Field(discriminator="kind")]
-NOTICE_ADAPTER: TypeAdapter[AlertNotice | IncidentNotice] = TypeAdapter(Notice)
-
-
-def alert_notice(alert: Alert, received_at, intake: IntakeSettings) -> AlertNotice:
-    """The notice for `alert`, with its fingerprint and group worked out."""
-    return AlertNotice(group_key=group_key(alert.labels, intake), fingerprint=fingerprint(alert),
-                       received_at=received_at, alert=alert)
 
 
 # --- the group and how it reacts ---------------------------------------------------
@@ -260,7 +118,7 @@ def _firing(notice: AlertNotice, group: Group, intake: IntakeSettings) -> Reacti
             title=title_of(alert),
             service=service_of(alert.labels, intake),
             severity=severity_of(alert.labels, intake),
-            description=_description(alert),
+            description=description_of(alert),
             labels=dict(alert.labels),
         ))
         group = Group(incident_id=incident)
@@ -318,11 +176,6 @@ def _incident_changed(notice: IncidentNotice, group: Group) -> Reaction:
         return Reaction((), Group(incident_id=notice.incident_id, attached=notice.attached,
                                   incident_version=notice.version))
     return Reaction((), group)  # the group keeps the unresolved incident it has
-
-
-def _description(alert: Alert) -> str | None:
-    text = alert.annotations.get(DESCRIPTION, "").strip()
-    return _clip(text, DESCRIPTION_MAX) if text else None
 
 
 # --- watching incidents: which of their events a group must hear about -------------

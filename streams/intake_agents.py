@@ -46,21 +46,10 @@ from pydantic import ValidationError
 
 from contracts.alerts import Alert
 from contracts.commands import RecordSilencedAlert
+from streams.alert_reading import NOTICE_ADAPTER, AlertNotice, IncidentNotice, alert_notice, refusal
 from streams.app import Streams, declare_table
 from streams.codec import PydanticCodec
-from streams.intake import (
-    NAMESPACE,
-    NOTICE_ADAPTER,
-    AlertNotice,
-    Group,
-    IncidentNotice,
-    Intake,
-    Watched,
-    alert_notice,
-    producer_of,
-    refusal,
-    watch,
-)
+from streams.intake import NAMESPACE, Group, Intake, Watched, producer_of, watch
 from streams.silence_book import SilenceBook, Silencer
 from streams.partition import (
     BATCH_MAX,

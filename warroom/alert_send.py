@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from contracts.alerts import Alert
-from streams.intake import fingerprint, group_key, refusal
+from streams.alert_reading import fingerprint, group_key, refusal
 from foundation.settings import Settings, SettingsError
 
 

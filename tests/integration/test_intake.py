@@ -26,7 +26,7 @@ from contracts.alerts import Alert
 from contracts.commands import ChangeStatus
 from contracts.common import Actor
 from contracts.events import EventEnvelope
-from streams.intake import fingerprint
+from streams.alert_reading import fingerprint
 from foundation.settings import Settings
 from foundation.topics import ensure_topics
 

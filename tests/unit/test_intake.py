@@ -18,24 +18,19 @@ from contracts.common import Actor, Severity, Status
 from contracts.events import EventEnvelope
 from streams.decider import Rejected
 from streams.incident_log import execute
-from streams.intake import (
+from streams.alert_reading import (
     NOTICE_ADAPTER,
     AlertNotice,
-    Group,
-    Intake,
     IncidentNotice,
-    Watched,
     alert_notice,
     fingerprint,
     group_key,
-    incident_id_for,
-    react,
     refusal,
     service_of,
     severity_of,
     title_of,
-    watch,
 )
+from streams.intake import Group, Intake, Watched, incident_id_for, react, watch
 from foundation.settings import IntakeSettings
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

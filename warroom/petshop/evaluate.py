@@ -36,8 +36,8 @@ from pydantic import ValidationError
 
 from contracts.alerts import Alert
 from contracts.events import EventEnvelope
+from streams.alert_reading import group_key
 from streams.correlation_agents import opening_run_id
-from streams.intake import group_key
 from warroom.petshop.backfill import backfill
 from warroom.petshop.dataset import Case, Placement, Scenario, Table, place, read_scenario, read_table, series, series_name
 from warroom.servers import free_port, start_prometheus, start_tansu
