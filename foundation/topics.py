@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from foundation.settings import Settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +69,14 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 60) -> list[st
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+def main_with_topics(name: str, run: Callable[[Settings], None]) -> None:
+    """A stream process's `python -m` entry: settings from the environment, the topics
+    ensured, then `run`; settings that do not load end the process with their message."""
+    try:
+        settings = load_settings()
+        asyncio.run(ensure_topics(settings))
+        run(settings)
+    except SettingsError as err:
+        raise SystemExit(f"{name}: {err}") from None

@@ -31,7 +31,8 @@ from contracts.events import EventEnvelope
 from streams import paging
 from streams.delivery import Delivery, deliver
 from streams.page_formats import page_text
-from foundation.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings
+from foundation.topics import main_with_topics
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +246,8 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     """`python -m streams.notifier`: settings from the environment, topics ensured, run."""
-    from foundation.topics import ensure_topics
-
     logging.basicConfig(level=logging.INFO)
-    try:
-        settings = load_settings()
-        asyncio.run(ensure_topics(settings))
-        run(settings)
-    except SettingsError as err:
-        raise SystemExit(f"streams.notifier: {err}") from None
+    main_with_topics("streams.notifier", run)
 
 
 if __name__ == "__main__":

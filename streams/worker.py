@@ -25,7 +25,6 @@ finish strictly in order (acks, table, outcomes, acknowledgement).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -37,7 +36,8 @@ from pydantic import ValidationError
 from contracts.commands import COMMAND_ADAPTER, CommandBase
 from contracts.outcomes import CommandOutcome
 from foundation.event_loop import new_event_loop
-from foundation.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings
+from foundation.topics import main_with_topics
 from streams.app import Streams, create_app
 from streams.correlation_agents import install_correlation
 from streams.decider import Rejected
@@ -183,14 +183,7 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     """`python -m streams.worker`: settings from the environment, topics ensured, run."""
-    from foundation.topics import ensure_topics
-
-    try:
-        settings = load_settings()
-        asyncio.run(ensure_topics(settings))
-        run(settings)
-    except SettingsError as err:
-        raise SystemExit(f"streams.worker: {err}") from None
+    main_with_topics("streams.worker", run)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from contracts import CommandBase, CommandOutcome, Severity, Status
+from contracts import CommandOutcome, Severity, Status
 from contracts.commands import (
     AcknowledgeIncident,
     AddNote,
@@ -24,7 +24,7 @@ from contracts.commands import (
 from gateway import cursor
 from gateway.auth import Responder, Viewer
 from gateway.changes import ChangeFeed
-from gateway.commands import CommandBus, rejection
+from gateway.commands import PENDING, decided
 from gateway.deps import BusDep, EventLogDep, FeedDep, PoolDep, SettingsDep
 from gateway.eventlog import EventNotInLog
 from gateway.fields import MAX_INT4, Name, text
@@ -34,7 +34,6 @@ from gateway.incidents.schemas import (
     ChangeSeverityBody,
     ChangeStatusBody,
     CommandAccepted,
-    CommandPending,
     CorrelationRequested,
     CorrelationRun,
     Durations,
@@ -66,7 +65,6 @@ IdempotencyKey = Annotated[
 
 COMMAND_ERRORS = documented(401, 403, 404, 409, 422, 503)
 QUERY_ERRORS = documented(401, 403, 404, 422, 503)
-PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
 
 
 # -- commands ------------------------------------------------------------------------
@@ -74,18 +72,6 @@ PENDING = {202: {"model": CommandPending, "description": "outcome not known in t
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _decide(bus: CommandBus, command: CommandBase) -> CommandOutcome | JSONResponse:
-    """The accepted outcome, a 202 response when it is not known in time; rejections raise."""
-    outcome = await bus.send(command)
-    if outcome is None:
-        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
-        return JSONResponse(pending.model_dump(mode="json"), status_code=202,
-                            headers={"Location": f"{BASE}/{command.incident_id}"})
-    if not outcome.accepted:
-        raise rejection(outcome)
-    return outcome
 
 
 def _accepted(outcome: CommandOutcome) -> CommandAccepted:
@@ -103,7 +89,7 @@ async def open_incident(
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         idempotency_key=idempotency_key, **body.model_dump(),
     )
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     if isinstance(outcome, JSONResponse):
         return outcome
     response.headers["Location"] = f"/v1/incidents/{incident_id}"
@@ -116,7 +102,7 @@ async def open_incident(
              responses={**COMMAND_ERRORS, **PENDING}, summary="Acknowledge an incident")
 async def acknowledge(incident_id: IncidentId, user: Responder, bus: BusDep) -> Any:
     command = AcknowledgeIncident(command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now())
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -127,7 +113,7 @@ async def change_status(incident_id: IncidentId, body: ChangeStatusBody, user: R
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         to=body.to, reason=body.reason, expected_version=body.expected_version,
     )
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -138,7 +124,7 @@ async def change_severity(incident_id: IncidentId, body: ChangeSeverityBody, use
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         severity=body.severity, reason=body.reason, expected_version=body.expected_version,
     )
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -149,7 +135,7 @@ async def add_note(incident_id: IncidentId, body: AddNoteBody, user: Responder, 
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         note_id=uuid4(), text=body.text,
     )
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     if isinstance(outcome, JSONResponse):
         return outcome
     return NoteAccepted(id=outcome.incident_id, status=outcome.status, version=outcome.version,
@@ -165,7 +151,7 @@ async def confirm_root_cause(incident_id: IncidentId, body: RootCauseBody, user:
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         service=body.service, signal=body.signal, note=body.note,
     )
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -178,7 +164,7 @@ async def start_correlation(incident_id: IncidentId, user: Responder, bus: BusDe
     )
     # Rejections raise; accepted or not yet known, the run is requested and its progress is
     # on the stream and at GET .../correlation.
-    await _decide(bus, command)
+    await decided(bus, command, BASE)
     return CorrelationRequested(run_id=command.run_id, command_id=command.command_id)
 
 

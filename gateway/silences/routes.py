@@ -15,10 +15,9 @@ from contracts.commands import CreateSilence, ExpireSilence
 from contracts.silences import Matcher
 from foundation.maintenance import MaintenanceWindow, window_stream
 from gateway.auth import Responder, Viewer
-from gateway.commands import CommandBus, rejection
+from gateway.commands import PENDING, decided
 from gateway.deps import BusDep, PoolDep, SettingsDep
 from gateway.fields import text
-from gateway.incidents.schemas import CommandPending
 from gateway.problems import Problem, documented
 from gateway.silences import queries
 from gateway.silences.schemas import CreateSilenceBody, Silence, SilenceCreatedAnswer, SilencedAlert, SilenceList
@@ -35,18 +34,6 @@ IdempotencyKey = Annotated[
     text(1, 200) | None,
     Header(alias="Idempotency-Key", description="same key → same silence; it is created once"),
 ]
-PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
-
-
-async def _decide(bus: CommandBus, command: CreateSilence | ExpireSilence) -> Any:
-    outcome = await bus.send(command)
-    if outcome is None:
-        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
-        return JSONResponse(pending.model_dump(mode="json"), status_code=202,
-                            headers={"Location": f"{BASE}/{command.incident_id}"})
-    if not outcome.accepted:
-        raise rejection(outcome)
-    return outcome
 
 
 @router.post(BASE, status_code=201, response_model=SilenceCreatedAnswer,
@@ -65,7 +52,7 @@ async def create_silence(body: CreateSilenceBody, user: Responder, bus: BusDep, 
         command_id=uuid4(), incident_id=silence_id, actor=user.actor, issued_at=now,
         idempotency_key=idempotency_key, starts_at=starts_at, ends_at=body.ends_at, comment=body.comment,
         matchers=[Matcher(**m.model_dump()) for m in body.matchers])
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     if isinstance(outcome, JSONResponse):
         return outcome
     response.headers["Location"] = f"{BASE}/{silence_id}"
@@ -79,7 +66,7 @@ async def expire_silence(silence_id: SilenceId, user: Responder, bus: BusDep) ->
     that is over changes nothing. Maintenance windows are changed in settings."""
     command = ExpireSilence(command_id=uuid4(), incident_id=silence_id, actor=user.actor,
                             issued_at=datetime.now(UTC))
-    outcome = await _decide(bus, command)
+    outcome = await decided(bus, command, BASE)
     if isinstance(outcome, JSONResponse):
         return outcome
     return SilenceCreatedAnswer(id=silence_id, version=outcome.version)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.silences import MatcherOp
+from contracts.silences import LABEL_NAME, MatcherOp, check_value
 from gateway.fields import Instant, LongText, Name, Reason, text
 
 
@@ -19,17 +18,13 @@ class MatcherBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: Annotated[Name, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    label: Annotated[Name, Field(pattern=f"^{LABEL_NAME}$")]
     op: MatcherOp
     value: text(0, 1_000)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _compiles(self) -> MatcherBody:
-        if self.op in ("=~", "!~"):
-            try:
-                re.compile(self.value)
-            except re.error as err:
-                raise ValueError(f"value is not a valid regular expression: {err}") from None
+        check_value(self.op, self.value)
         return self
 
 

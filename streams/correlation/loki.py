@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from streams.correlation.model import Finding, IncidentFacts, Scope, SourceReport, settle
+from streams.correlation.model import Finding, HttpSource, IncidentFacts, Scope, SourceReport, settle
 from streams.correlation.prometheus import Series, parse_result
-from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
+from streams.correlation.resilience import Calls, QueryRejected, SourceUnreachable
 from streams.correlation.templates import (
     TemplateError,
     duration_text,
@@ -185,27 +185,14 @@ class _Looked:
     answered: int = 0
 
 
-class LokiSource:
+class LokiSource(HttpSource):
     """Counts each examined service's error lines against a baseline and groups them
     into patterns, within the run's analysis window."""
 
     name = "loki"
-
-    def __init__(self, settings: LokiSettings, breaker: CircuitBreaker,
-                 http: httpx.AsyncClient | None = None) -> None:
-        self.settings = settings
-        self.breaker = breaker
-        self._http = http
-        self.client = LokiClient(settings.url, http) if settings.url and http else None
-
-    def unavailable_reason(self) -> str | None:
-        if self.client is None:
-            return "not configured: correlation.loki.url is not set"
-        return None
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+    client_type = LokiClient
+    settings: LokiSettings
+    client: LokiClient | None
 
     async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
         assert self.client is not None

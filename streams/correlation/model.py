@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
+    import httpx
+
     from streams.correlation.anomaly import Anomaly
     from streams.correlation.resilience import Calls, CircuitBreaker
     from streams.correlation.window import Window
@@ -105,6 +107,30 @@ class Source(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+
+
+class HttpSource:
+    """What the sources asked over HTTP (Prometheus, Loki) share: a client only when a
+    URL is configured, and the one connection pool to close. A subclass names itself
+    (`name`, also its settings section) and its client type (`client_type`)."""
+
+    name: str
+    client_type: type
+
+    def __init__(self, settings: Any, breaker: CircuitBreaker, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.breaker = breaker
+        self._http = http
+        self.client = self.client_type(settings.url, http) if settings.url and http else None
+
+    def unavailable_reason(self) -> str | None:
+        if self.client is None:
+            return f"not configured: correlation.{self.name}.url is not set"
+        return None
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
 
 
 def settle(problems_no_data: list[str], problems_failed: list[str], findings: list[Finding],

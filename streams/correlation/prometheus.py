@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from streams.correlation.model import Finding, IncidentFacts, Scope, SourceReport, settle
-from streams.correlation.resilience import Calls, CircuitBreaker, QueryRejected, SourceUnreachable
+from streams.correlation.model import Finding, HttpSource, IncidentFacts, Scope, SourceReport, settle
+from streams.correlation.resilience import Calls, QueryRejected, SourceUnreachable
 from streams.correlation.signals import judge, query_range_of, signal_queries, split
 from streams.correlation.templates import prometheus_graph_link, seconds
 from foundation.settings import PrometheusSource as PrometheusSettings
@@ -136,27 +136,14 @@ async def all_or_first_error(work: list[Coroutine[Any, Any, T]]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class PrometheusSource:
+class PrometheusSource(HttpSource):
     """Reads every configured signal of every service in the run's scope, over the
     baseline and the analysis window, and reports the anomalous ones (`signals.judge`)."""
 
     name = "prometheus"
-
-    def __init__(self, settings: PrometheusSettings, breaker: CircuitBreaker,
-                 http: httpx.AsyncClient | None = None) -> None:
-        self.settings = settings
-        self.breaker = breaker
-        self._http = http
-        self.client = PrometheusClient(settings.url, http) if settings.url and http else None
-
-    def unavailable_reason(self) -> str | None:
-        if self.client is None:
-            return "not configured: correlation.prometheus.url is not set"
-        return None
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+    client_type = PrometheusClient
+    settings: PrometheusSettings
+    client: PrometheusClient | None
 
     async def investigate(self, incident: IncidentFacts, scope: Scope, calls: Calls) -> SourceReport:
         assert self.client is not None

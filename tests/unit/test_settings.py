@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -106,3 +107,15 @@ def test_cli_fails_at_start_naming_the_key(tmp_path: Path) -> None:
 
 def test_example_is_valid_toml() -> None:
     tomllib.loads(EXAMPLE.read_text())
+
+
+@pytest.mark.parametrize("module", ["streams.worker", "streams.notifier"])
+def test_stream_processes_fail_at_start_naming_the_key(module: str, tmp_path: Path) -> None:
+    config = tmp_path / "warroom.toml"
+    config.write_text("[topics]\npartitions = 0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", module], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}, "WARROOM_CONFIG": str(config)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"{module}: " in result.stderr and "'topics.partitions'" in result.stderr
