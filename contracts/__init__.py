@@ -1,5 +1,6 @@
-"""Wire contracts of Warroom: commands, events, alerts and outcomes. Models only; the
-bottom layer, importing nothing of ours."""
+"""Wire contracts of Warroom: commands, events (with the envelope), alerts, outcomes,
+silence matchers, and the evidence and hypotheses correlation records. Models, their
+validation and a matcher's test of labels only; the bottom layer, importing nothing of ours."""
 
 from contracts.alerts import Alert
 from contracts.commands import ALL_COMMANDS, COMMAND_ADAPTER, COMMAND_TYPES, Command, CommandBase

@@ -7,6 +7,9 @@ Entry points for the worker:
 - `correlate(settings, incident, run_id, sources)` yields the run's commands;
 - `assess_impact(settings, incident, previous)` returns the `AssessImpact` worth sending;
 - `probe_sources(settings, service)` tells `warroom doctor` what each source answers.
+
+May import `contracts` and `foundation` (the correlation settings, the service graph);
+the rest of `streams` imports it, never the other way round.
 """
 
 from streams.correlation.impact import assess_impact

@@ -1,6 +1,7 @@
-"""Layers point down: `contracts` at the bottom, then `foundation`, then `streams`,
-`projections` and `gateway`, with the `warroom` CLI and dev stack on top; none of them
-imports what only the tests and benches use (`testing`, `tests`, `bench`). Every import
+"""Layers point down: `contracts` at the bottom, then `foundation`, then `streams`
+(its pure rules), `projections` (read models) and `gateway`, each of those three
+importing only the ones before it, with the `warroom` CLI and dev stack on top; none of
+them imports what only the tests and benches use (`testing`, `tests`, `bench`). Every import
 statement of every module is read (also the ones inside functions), so a lazy import
 cannot hide a layer pointing up."""
 
@@ -17,8 +18,8 @@ OUTSIDE_THE_PRODUCT = {"testing", "tests", "harness", "bench"}
 MAY_NOT_IMPORT = {
     "contracts": {"foundation", "streams", "projections", "gateway", "warroom", *OUTSIDE_THE_PRODUCT},
     "foundation": {"streams", "projections", "gateway", "warroom", *OUTSIDE_THE_PRODUCT},
-    "streams": {"warroom", *OUTSIDE_THE_PRODUCT},
-    "projections": {"warroom", *OUTSIDE_THE_PRODUCT},
+    "streams": {"projections", "gateway", "warroom", *OUTSIDE_THE_PRODUCT},
+    "projections": {"gateway", "warroom", *OUTSIDE_THE_PRODUCT},
     "gateway": {"warroom", *OUTSIDE_THE_PRODUCT},
     "warroom": OUTSIDE_THE_PRODUCT,
 }
@@ -48,3 +49,22 @@ def test_the_walk_sees_lazy_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from warroom.cli import main\n    import gateway.app\n")
     assert imported(module) == [(2, "warroom"), (3, "gateway")]
+
+
+# Packages with import rules of their own: the top-level ones, and the parts of
+# `projections` and `streams` that others import only in part.
+OWN_RULES = [*MAY_NOT_IMPORT, "testing", "projections/runner", "projections/replay", "projections/history",
+             "streams/correlation"]
+
+
+@pytest.mark.parametrize("package", OWN_RULES)
+def test_each_package_says_what_it_owns_and_may_import(package: str) -> None:
+    docstring = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text())) or ""
+    assert "import" in docstring, f"{package}/__init__.py does not say what it may import"
+
+
+def test_every_package_has_a_docstring() -> None:
+    bare = [str(init.relative_to(ROOT)) for package in [*MAY_NOT_IMPORT, "testing"]
+            for init in sorted((ROOT / package).rglob("__init__.py"))
+            if not ast.get_docstring(ast.parse(init.read_text()))]
+    assert not bare, f"packages that do not say what they own: {bare}"
