@@ -75,16 +75,23 @@ class SilenceBook(Rules):
         self._settings = settings
         self._partition = TopicPartition(settings.topics.name("silences"), 0)
         self._consumer: AIOKafkaConsumer | None = None
+        # Asks where the topic ends, on a connection of its own: a broker answers one
+        # connection's requests in order, so on the reader's it would wait behind the
+        # reader's long-polling fetch (up to its fetch wait, before every batch).
+        self._ends: AIOKafkaConsumer | None = None
         self._reading: asyncio.Task | None = None
         self._position = 0  # the next offset to read
         self._moved = asyncio.Event()
 
     async def start(self) -> None:
         kafka = self._settings.kafka
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap, client_id=f"{kafka.client_id}-silences", group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            request_timeout_ms=int(kafka.request_timeout_s * 1000), fetch_max_wait_ms=100)
+        options = dict(bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False,
+                       request_timeout_ms=int(kafka.request_timeout_s * 1000))
+        ends = AIOKafkaConsumer(client_id=f"{kafka.client_id}-silences-end", **options)
+        await ends.start()
+        self._ends = ends
+        consumer = AIOKafkaConsumer(client_id=f"{kafka.client_id}-silences", auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=100, **options)
         await consumer.start()
         consumer.assign([self._partition])
         await consumer.seek_to_beginning(self._partition)
@@ -95,8 +102,9 @@ class SilenceBook(Rules):
         if self._reading is not None:
             self._reading.cancel()
             await asyncio.gather(self._reading, return_exceptions=True)
-        if self._consumer is not None:
-            await self._consumer.stop()
+        for consumer in (self._consumer, self._ends):
+            if consumer is not None:
+                await consumer.stop()
 
     async def _read(self) -> None:
         assert self._consumer is not None
@@ -116,10 +124,10 @@ class SilenceBook(Rules):
         """Read the topic up to where it ends now; False if that took longer than `timeout_s`."""
         if self._consumer is None:
             await self.start()
-        assert self._consumer is not None
+        assert self._ends is not None
         try:
             async with asyncio.timeout(timeout_s):
-                end = (await self._consumer.end_offsets([self._partition]))[self._partition]
+                end = (await self._ends.end_offsets([self._partition]))[self._partition]
                 while self._position < end:
                     self._moved.clear()
                     await self._moved.wait()
