@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.silences import MatcherOp
-from gateway.fields import Instant, LongText, Name, Reason, text
+from gateway.fields import Instant, LongText, text
 
 
 class MatcherBody(BaseModel):
@@ -19,7 +19,7 @@ class MatcherBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: Annotated[Name, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     op: MatcherOp
     value: text(0, 1_000)  # type: ignore[valid-type]
 
@@ -40,12 +40,6 @@ class CreateSilenceBody(BaseModel):
     starts_at: Instant | None = Field(default=None, description="default: now")
     ends_at: Instant
     comment: LongText
-
-
-class ExpireSilenceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Reason | None = None
 
 
 class SilenceCreatedAnswer(BaseModel):
