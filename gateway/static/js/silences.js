@@ -69,6 +69,9 @@ export class SilencesView {
     this.builtFor = this.mayRespond;
     this.heading = h("h2", { id: "silences-title", tabindex: "-1" }, "Silences");
     this.showExpired = h("input", { id: "silences-expired", type: "checkbox", onchange: () => this.sync() });
+    // Kept across redraws of the list it sits in, so its state and focus survive a refetch.
+    this.expiredToggle = h("label", { class: "check", for: "silences-expired" }, this.showExpired,
+      " Show expired silences too");
     this.message = h("p", { class: "action-message", role: "status", "aria-live": "polite" });
     this.problem = h("p", { class: "action-problem", role: "alert" });
     this.listed = h("div", { class: "silence-lists" });
@@ -78,8 +81,6 @@ export class SilencesView {
         h("p", { class: "muted" }, "An alert matching every matcher of an active silence or an open maintenance ",
           "window opens no incident and pages no one; it is recorded on the silence instead.")),
       this.form ? this.form.element : h("p", { class: "muted small" }, "Responders create and expire silences here."),
-      h("div", { class: "silences-toolbar" },
-        h("label", { class: "check", for: "silences-expired" }, this.showExpired, " Show expired silences too")),
       this.problem, this.message, this.listed);
   }
 
@@ -120,7 +121,9 @@ export class SilencesView {
     const windows = this.silences.filter((s) => s.kind === "maintenance").sort(byState);
     fill(this.listed,
       h("section", { class: "silence-group", "aria-labelledby": "silences-api-title" },
-        h("h3", { id: "silences-api-title" }, "Silences ", h("span", { class: "count" }, `(${silences.length})`)),
+        h("div", { class: "group-head" },
+          h("h3", { id: "silences-api-title" }, "Silences ", h("span", { class: "count" }, `(${silences.length})`)),
+          this.expiredToggle),
         silences.length
           ? h("ol", { class: "silence-list" }, silences.map((s) => this.item(s)))
           : h("p", { class: "muted" }, this.showExpired.checked ? "No silences yet." : "No silence is active or pending.")),
@@ -167,7 +170,7 @@ export class SilencesView {
   recent(silence) {
     const shown = silence.recent.slice(0, RECENT_SHOWN);
     return h("div", { class: "swallowed" },
-      h("p", { class: "swallowed-title" }, shown.length < silence.swallowed ? `Latest ${shown.length}` : "Swallowed alerts"),
+      h("p", { class: "swallowed-title" }, shown.length < silence.swallowed ? `Latest ${shown.length} of ${silence.swallowed}` : "Swallowed alerts"),
       h("ul", { class: "swallowed-list" }, shown.map((alert) => h("li", { dataset: { fingerprint: alert.fingerprint } },
         when(alert.silenced_at), " ", h("strong", null, alert.alertname ?? "(no alertname)"), " ",
         h("span", { class: "muted small" }, Object.entries(alert.labels)
