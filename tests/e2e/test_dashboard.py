@@ -801,6 +801,7 @@ async def test_a_responder_silences_alerts_from_the_page(stack: Stack, dashboard
             # Expired from the page: it leaves the list, and shows again among the expired ones.
             await mine.get_by_role("button", name=re.compile(r"^Expire silence service = ")).click()
             await expect(mine).to_have_count(0, timeout=SETTLE_MS)
+            await expect(silences.locator("#silences-api-title")).to_be_focused()  # not lost with the button
             await expect(silences.get_by_role("status").filter(has_text="expired")).to_be_visible()
             stored = (await api.get(f"/v1/silences/{silence}")).json()
             assert (stored["state"], stored["expired_by"]) == ("expired", "sol")
@@ -808,6 +809,7 @@ async def test_a_responder_silences_alerts_from_the_page(stack: Stack, dashboard
             await expect(mine).to_have_attribute("data-state", "expired", timeout=SETTLE_MS)
             await expect(mine.get_by_role("button")).to_have_count(0)
             await expect(mine).to_contain_text("by sol")
+            await dashboard.screenshot("silences-expired.png")
 
         # A viewer sees the same list and has nothing to create or expire with.
         await page.get_by_role("button", name="Sign out").click()

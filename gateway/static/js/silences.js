@@ -122,7 +122,7 @@ export class SilencesView {
     fill(this.listed,
       h("section", { class: "silence-group", "aria-labelledby": "silences-api-title" },
         h("div", { class: "group-head" },
-          h("h3", { id: "silences-api-title" }, "Silences ", h("span", { class: "count" }, `(${silences.length})`)),
+          h("h3", { id: "silences-api-title", tabindex: "-1" }, "Silences ", h("span", { class: "count" }, `(${silences.length})`)),
           this.expiredToggle),
         silences.length
           ? h("ol", { class: "silence-list" }, silences.map((s) => this.item(s)))
@@ -179,6 +179,7 @@ export class SilencesView {
 
   async expire(button, silence) {
     this.problem.textContent = this.message.textContent = "";
+    if (this.form) this.form.message.textContent = ""; // "created" no longer tells the latest news
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
     try {
@@ -187,6 +188,8 @@ export class SilencesView {
         ? `Expiring silence ${shortId(silence.id)}: sent; the list updates when it is done.`
         : `Silence ${shortId(silence.id)} expired: matching alerts open incidents again.`;
       await this.sync();
+      // The button left with its silence: keep the keyboard in the list rather than lose it to the page.
+      if (!button.isConnected) this.listed.querySelector("#silences-api-title")?.focus();
     } catch (error) {
       this.problem.textContent = `Silence ${shortId(silence.id)} was not expired: ${error.describe ? error.describe() : error}`;
       button.disabled = false;
