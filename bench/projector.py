@@ -29,7 +29,8 @@ from bench.harness.servers import ROOT
 from projections.apply import apply_batch
 from projections.logged import LoggedEvent
 from projections.rejects import decode
-from projections.runner import Projector, tune_gc
+from foundation.event_loop import tune_gc
+from projections.runner import Projector
 from projections.schema import migrate, quote_ident
 
 COPY = "raw asyncpg COPY of the same rows"

@@ -28,12 +28,12 @@ from bench.harness.broker import bench_settings, fresh_prefix
 from bench.harness.cli import parser_for, run
 from bench.harness.measure import emit, emit_row
 from bench.harness.readmodels import copy_baseline, drop_schemas, log_options, preload_log
-from projections.decoding import Decoder
-from projections.expected import Expected
-from projections.log_reader import events_consumer, log_end, read_ranges
-from projections.rebuild import Rebuild
-from projections.replay import replay
-from projections.runner import tune_gc
+from projections.replay.decoding import Decoder
+from projections.replay.expected import Expected
+from projections.replay.log_reader import events_consumer, log_end, read_ranges
+from projections.replay.rebuild import Rebuild
+from projections.replay.run import replay
+from foundation.event_loop import tune_gc
 
 COPY = "raw asyncpg COPY of the same rows"
 
@@ -63,7 +63,7 @@ def fold_in_memory(values: list[bytes], verify: bool = True) -> dict:
         rebuild.add(record, event)
         if verify:
             expected.add(0, record.offset, event)
-    expected.digests()
+    expected.digests(rebuild)
     seconds = time.perf_counter() - started
     return {"verify": verify, "seconds": round(seconds, 3), "events_per_s": round(len(values) / seconds, 1)}
 

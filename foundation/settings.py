@@ -419,6 +419,9 @@ class NotifySettings(Section):
     retries: int = Field(default=3, ge=0, le=10)  # attempts after the first one
     backoff_s: float = Field(default=1, gt=0)
     max_backoff_s: float = Field(default=30, gt=0)
+    # A page or escalation owed longer ago than this is not sent: enabling paging on an
+    # old log, or a notifier down for hours, must not page for what is long over.
+    max_age_s: float = Field(default=3600, gt=0)
     dashboard_url: Annotated[str, AfterValidator(_http_url)] = "http://127.0.0.1:8080"  # links in pages point here
 
     @model_validator(mode="after")

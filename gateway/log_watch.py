@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.commands import CommandBus
 from gateway.problems import Problem
-from projections import log_reset, offsets
+from projections.replay import log_reset
+from projections import offsets
 from projections.apply import PROJECTION
 from foundation.log_identity import LogProbe
 from foundation.settings import Settings

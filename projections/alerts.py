@@ -10,8 +10,24 @@ import asyncpg
 
 from contracts.events import AlertAttached, AlertResolved
 from projections.logged import LoggedEvent, from_json
-from projections.rows import Columns, column_arrays, upsert_statement
-from projections.schema import qualified
+from projections.rows import column_arrays, Columns, qualified, upsert_statement
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.alerts (
+    incident_id uuid NOT NULL,
+    fingerprint text NOT NULL,
+    alertname text,
+    status text NOT NULL,
+    labels jsonb NOT NULL,
+    annotations jsonb NOT NULL,
+    first_seen timestamptz,
+    last_seen timestamptz,
+    resolved_at timestamptz,
+    PRIMARY KEY (incident_id, fingerprint)
+);
+"""
 
 Row = dict[str, Any]
 Key = tuple[UUID, str]

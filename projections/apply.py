@@ -20,7 +20,7 @@ from projections import (
     timeline,
 )
 from projections.logged import LoggedEvent
-from projections.switch import HOLD_OFF_SWITCH
+from projections.replay.switch import HOLD_OFF_SWITCH
 
 PROJECTION = "read_models"
 """The name under which the read models record their offsets."""
@@ -58,7 +58,7 @@ async def apply_batch(
     Applying the same events again changes nothing: rows are neither lost nor doubled.
     """
     async with conn.transaction():
-        # First, so a replay's switch never falls in the middle of a batch (projections.switch).
+        # First, so a replay's switch never falls in the middle of a batch (projections.replay.switch).
         await conn.execute(HOLD_OFF_SWITCH, schema)
         fresh, rows, changed, pending = await _fold_while_inserting(conn, schema, unique(events))
         await incidents.write(conn, schema, changed)
@@ -111,8 +111,3 @@ def _touched_services(events: Sequence[LoggedEvent], rows: Sequence[incidents.Ro
         if row["service"] not in touched or touched[row["service"]] < at:
             touched[row["service"]] = at
     return touched
-
-
-async def apply(conn: asyncpg.Connection, schema: str, event: LoggedEvent) -> BatchResult:
-    """Apply one event and its position: a batch of one."""
-    return await apply_batch(conn, schema, [event], {(event.topic, event.partition): event.offset + 1})

@@ -18,7 +18,23 @@ import asyncpg
 from projections.incidents import Row, SummaryEncoder
 from projections.logged import LoggedEvent, iso
 from foundation.change_feed import NOTIFY, WRITER_LOCK, channel
-from projections.schema import qualified, quote_ident
+from projections.rows import qualified, quote_ident
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.changes (
+    change_id bigserial PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    version int NOT NULL,
+    type text NOT NULL,
+    service text,
+    occurred_at timestamptz NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS changes_incident_idx ON {s}.changes (incident_id, change_id);
+"""
 
 ALLOCATE = "SELECT nextval($1::regclass) AS id FROM generate_series(1, $2)"
 PRUNE = "DELETE FROM {s}.changes WHERE change_id <= (SELECT max(change_id) FROM {s}.changes) - $1"
@@ -84,16 +100,6 @@ async def write(conn: asyncpg.Connection, schema: str, pending: Sequence[Pending
                for change_id, p in zip(ids, pending)]
     await conn.copy_records_to_table("changes", schema_name=schema, columns=COLUMNS, records=records)
     return ids[-1]
-
-
-async def apply_batch(
-    conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent], incidents: Sequence[Row | None]
-) -> int | None:
-    """Append a change per event (with the incident row after it); return the highest id.
-
-    Must run under `lock` in the batch's transaction.
-    """
-    return await write(conn, schema, prepare(events, incidents))
 
 
 async def notify(conn: asyncpg.Connection, schema: str, change_id: int) -> None:

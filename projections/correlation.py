@@ -18,8 +18,39 @@ import asyncpg
 
 from contracts import events as ev
 from projections.logged import LoggedEvent, from_json, hypotheses_json
-from projections.rows import Columns, column_arrays, upsert_statement
-from projections.schema import qualified
+from projections.rows import column_arrays, Columns, qualified, upsert_statement
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE_RUNS = """
+CREATE TABLE IF NOT EXISTS {s}.correlation_runs (
+    run_id uuid PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    state text NOT NULL,
+    outcome text,
+    trigger text,
+    sources jsonb NOT NULL,
+    started_at timestamptz,
+    completed_at timestamptz,
+    hypotheses jsonb
+);
+CREATE INDEX IF NOT EXISTS correlation_runs_incident_idx ON {s}.correlation_runs (incident_id, started_at);
+"""
+# Migration 1.
+CREATE_SOURCES = """
+CREATE TABLE IF NOT EXISTS {s}.correlation_sources (
+    run_id uuid NOT NULL,
+    source text NOT NULL,
+    state text NOT NULL,
+    attempts int NOT NULL DEFAULT 0,
+    duration_ms int,
+    error text,
+    queries jsonb,
+    started_at timestamptz,
+    completed_at timestamptz,
+    PRIMARY KEY (run_id, source)
+);
+"""
 
 Row = dict[str, Any]
 

@@ -9,7 +9,31 @@ import asyncpg
 
 from contracts.events import FindingRecorded
 from projections.logged import LoggedEvent, to_json
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.findings (
+    finding_id uuid PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    run_id uuid NOT NULL,
+    source text NOT NULL,
+    kind text NOT NULL,
+    summary text NOT NULL,
+    confidence double precision NOT NULL,
+    changed_at timestamptz,
+    evidence jsonb NOT NULL,
+    after_resolution bool NOT NULL DEFAULT false,
+    recorded_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_incident_idx ON {s}.findings (incident_id, confidence DESC);
+"""
+# Migration 3: events of schema version 3 name them.
+ADD_SERVICE_AND_SIGNAL = """
+ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS service text;
+ALTER TABLE {s}.findings ADD COLUMN IF NOT EXISTS signal text;
+"""
 
 INSERT = """
 INSERT INTO {s}.findings (finding_id, incident_id, run_id, source, kind, summary, confidence,

@@ -18,8 +18,44 @@ import asyncpg
 
 from contracts import events as ev
 from projections.logged import LoggedEvent, from_json, hypotheses_json, iso, to_json
-from projections.rows import Columns, column_arrays, upsert_statement
-from projections.schema import qualified
+from projections.rows import column_arrays, Columns, qualified, upsert_statement
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.incidents (
+    id uuid PRIMARY KEY,
+    title text,
+    service text,
+    severity text,
+    status text,
+    version int NOT NULL,
+    description text,
+    labels jsonb,
+    opened_at timestamptz,
+    acknowledged_at timestamptz,
+    acknowledged_by text,
+    mitigated_at timestamptz,
+    resolved_at timestamptz,
+    updated_at timestamptz,
+    time_to_acknowledge_s double precision,
+    time_to_mitigate_s double precision,
+    time_to_resolve_s double precision,
+    alerts_firing int NOT NULL DEFAULT 0,
+    correlation jsonb,
+    top_hypothesis jsonb,
+    impact jsonb,
+    opened_by jsonb
+);
+CREATE INDEX IF NOT EXISTS incidents_opened_idx ON {s}.incidents (opened_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS incidents_status_idx ON {s}.incidents (status);
+CREATE INDEX IF NOT EXISTS incidents_service_idx ON {s}.incidents (service);
+CREATE INDEX IF NOT EXISTS incidents_severity_idx ON {s}.incidents (severity);
+"""
+# Migration 2: confirmed root causes.
+ADD_ROOT_CAUSE = """
+ALTER TABLE {s}.incidents ADD COLUMN IF NOT EXISTS root_cause jsonb;
+"""
 
 Row = dict[str, Any]
 
@@ -223,18 +259,3 @@ async def write(conn: asyncpg.Connection, schema: str, rows: Sequence[Row]) -> N
     """Upsert `rows` in one statement."""
     if rows:
         await conn.execute(qualified(schema, UPSERT), *column_arrays(rows, COLUMNS))
-
-
-async def apply_batch(
-    conn: asyncpg.Connection, schema: str, events: Sequence[LoggedEvent]
-) -> list[Row | None]:
-    """Fold `events` (new ones, in log order) into their incident rows and write them.
-
-    Returns the incident row after each event, aligned with `events`.
-    """
-    if not events:
-        return []
-    current = await load(conn, schema, list({i.event.incident_id for i in events}))
-    after, changed = fold(current, events)
-    await write(conn, schema, changed)
-    return after

@@ -8,7 +8,20 @@ import asyncpg
 
 from contracts.events import NoteAdded
 from projections.logged import LoggedEvent
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.notes (
+    note_id uuid PRIMARY KEY,
+    incident_id uuid NOT NULL,
+    text text NOT NULL,
+    author text NOT NULL,
+    added_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notes_incident_idx ON {s}.notes (incident_id, added_at);
+"""
 
 INSERT = """
 INSERT INTO {s}.notes (note_id, incident_id, text, author, added_at)

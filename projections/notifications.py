@@ -8,7 +8,29 @@ from collections.abc import Sequence
 import asyncpg
 
 from projections.logged import LoggedEvent
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 5.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.notifications (
+    incident_id uuid NOT NULL,
+    version int NOT NULL,
+    type text NOT NULL,
+    notification_id uuid,
+    receiver text,
+    kind text,
+    attempt int,
+    status int,
+    level int NOT NULL,
+    trigger text NOT NULL,
+    error text,
+    will_retry bool,
+    receivers text[],
+    occurred_at timestamptz NOT NULL,
+    PRIMARY KEY (incident_id, version)
+);
+"""
 
 NOTIFICATION_EVENTS = frozenset({"NotificationSent", "NotificationFailed", "Escalated"})
 COLUMNS = ("incident_id", "version", "type", "notification_id", "receiver", "kind", "attempt", "status",

@@ -10,15 +10,27 @@ from collections.abc import Iterable, Mapping
 
 import asyncpg
 
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.projection_offsets (
+    projection text NOT NULL,
+    topic text NOT NULL,
+    partition int NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (projection, topic, partition)
+);
+"""
 
 SELECT = """
 SELECT partition, next_offset FROM {s}.projection_offsets
 WHERE projection = $1 AND topic = $2 AND partition = ANY($3::int[])
 """
 
-SELECT_ALL = """
-SELECT topic, partition, next_offset FROM {s}.projection_offsets WHERE projection = $1
+SELECT_TOPIC = """
+SELECT partition, next_offset FROM {s}.projection_offsets WHERE projection = $1 AND topic = $2
 """
 
 # GREATEST: a projector that lost its partitions mid-batch must not move the new owner back.
@@ -39,10 +51,10 @@ async def load(
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
-async def load_all(conn: asyncpg.Connection, schema: str, projection: str) -> dict[tuple[str, int], int]:
-    """Every recorded (topic, partition) → next offset of `projection`."""
-    rows = await conn.fetch(qualified(schema, SELECT_ALL), projection)
-    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+async def load_topic(conn: asyncpg.Connection, schema: str, projection: str, topic: str) -> dict[int, int]:
+    """The next offset to read for every partition of `topic` that has one recorded."""
+    rows = await conn.fetch(qualified(schema, SELECT_TOPIC), projection, topic)
+    return {r["partition"]: r["next_offset"] for r in rows}
 
 
 async def save(

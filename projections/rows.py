@@ -1,4 +1,5 @@
-"""Writing folded rows back: one `unnest` upsert per table and batch.
+"""How the read models' statements are written: templates over the schema name
+(`qualified`), and folded rows written back with one `unnest` upsert per table and batch.
 
 Read models that update rows (incidents, alerts, correlation) load the rows a
 batch touches, fold its events in memory, and write each row once, so a batch
@@ -35,3 +36,15 @@ def column_arrays(rows: Iterable[dict[str, Any]], columns: Columns) -> list[list
             value = row[name]
             array.append(to_json(value) if kind == "jsonb" and value is not None else value)
     return arrays
+
+
+def quote_ident(name: str) -> str:
+    """`name` as a PostgreSQL identifier, safe to splice into SQL."""
+    if not name or "\x00" in name:
+        raise ValueError(f"invalid identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, sql: str, **extra: Any) -> str:
+    """`sql` with `{s}` replaced by the quoted schema name (statements are templates)."""
+    return sql.format(s=quote_ident(schema), **extra)

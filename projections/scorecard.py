@@ -34,8 +34,32 @@ import asyncpg
 
 from projections.incidents import seconds_between
 from projections.logged import LoggedEvent, from_json, iso
-from projections.rows import Columns, column_arrays, upsert_statement
-from projections.schema import qualified
+from projections.rows import column_arrays, Columns, qualified, upsert_statement
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 2.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.scorecard (
+    incident_id uuid PRIMARY KEY,
+    opened_at timestamptz,
+    runs jsonb NOT NULL,
+    service text,
+    signal text,
+    note text,
+    confirmed_by text,
+    confirmed_at timestamptz,
+    confirmed_version int,
+    run_id uuid,
+    rank int,
+    top1 bool,
+    top3 bool,
+    first_named_run_id uuid,
+    first_named_at timestamptz,
+    time_to_first_hypothesis_s double precision
+);
+CREATE INDEX IF NOT EXISTS scorecard_confirmed_idx ON {s}.scorecard (confirmed_at DESC, incident_id)
+    WHERE service IS NOT NULL;
+"""
 
 Row = dict[str, Any]
 

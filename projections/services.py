@@ -11,7 +11,19 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.services (
+    name text PRIMARY KEY,
+    status text NOT NULL,
+    open_incidents int NOT NULL DEFAULT 0,
+    worst_severity text,
+    updated_at timestamptz
+);
+"""
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 

@@ -9,7 +9,38 @@ import asyncpg
 
 from contracts.events import SILENCE_EVENT_TYPES
 from projections.logged import LoggedEvent, to_json
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The tables' DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 6.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.silences (
+    silence_id uuid PRIMARY KEY,
+    matchers jsonb NOT NULL,
+    starts_at timestamptz,
+    ends_at timestamptz,
+    comment text,
+    window_name text,
+    created_by text,
+    created_at timestamptz,
+    expired_at timestamptz,
+    expired_by text,
+    swallowed int NOT NULL DEFAULT 0,
+    last_swallowed_at timestamptz,
+    version int NOT NULL
+);
+CREATE INDEX IF NOT EXISTS silences_ends_idx ON {s}.silences (ends_at DESC, silence_id);
+CREATE TABLE IF NOT EXISTS {s}.silenced_alerts (
+    silence_id uuid NOT NULL,
+    version int NOT NULL,
+    fingerprint text NOT NULL,
+    alertname text,
+    labels jsonb NOT NULL,
+    starts_at timestamptz NOT NULL,
+    silenced_at timestamptz NOT NULL,
+    PRIMARY KEY (silence_id, version)
+);
+"""
 
 CREATED = """
 INSERT INTO {s}.silences (silence_id, matchers, starts_at, ends_at, comment, created_by, created_at, version)

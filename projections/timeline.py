@@ -15,7 +15,26 @@ import asyncpg
 from contracts import events as ev
 from projections.logged import LoggedEvent, hypotheses_json
 from projections.scorecard import field_of
-from projections.schema import qualified
+from projections.rows import qualified
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 1.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.timeline (
+    incident_id uuid NOT NULL,
+    version int NOT NULL,
+    event_id uuid NOT NULL,
+    type text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    actor jsonb NOT NULL,
+    summary text NOT NULL,
+    data jsonb NOT NULL,
+    kafka_partition int NOT NULL,
+    kafka_offset bigint NOT NULL,
+    PRIMARY KEY (incident_id, version)
+);
+"""
 
 INSERT = """
 INSERT INTO {s}.timeline (incident_id, version, event_id, type, occurred_at, recorded_at,

@@ -5,7 +5,8 @@ split among them like the worker's. It keeps no state of its own: on every assig
 it reads its partitions from the start and folds each incident into a `streams.paging`
 pager, and only once it has caught up with the log as it stood at assignment does it
 act, so what the log already shows delivered is not delivered again. A restart
-therefore recomputes every owed page and escalation deadline from the log.
+therefore recomputes every owed page and escalation deadline from the log; what became
+owed longer ago than `notify.max_age_s` is not sent (an old log, a long outage).
 
 Delivery is at least once: a page sent but not yet recorded when the notifier dies is
 sent again with the same `Idempotency-Key` (the notification id) and the same attempt
@@ -46,6 +47,9 @@ class Notifier:
         self._now = now
         self._topic = settings.topics.name("events")
         self._pagers: dict[int, dict[UUID, paging.Pager]] = {}
+        # Per partition, the incidents that may owe something: a tick looks at these only,
+        # since a log holds many more incidents long settled than ones being paged.
+        self._live: dict[int, set[UUID]] = {}
         self._catching_up: dict[int, int] = {}  # partition -> end offset at assignment
         self._in_flight: set[tuple] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -89,12 +93,14 @@ class Notifier:
         ends = await self._consumer.end_offsets(partitions)
         for tp in partitions:
             self._pagers[tp.partition] = {}
+            self._live[tp.partition] = set()
             self._catching_up[tp.partition] = ends[tp]
         await self._consumer.seek_to_beginning(*partitions)
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             self._pagers.pop(tp.partition, None)
+            self._live.pop(tp.partition, None)
             self._catching_up.pop(tp.partition, None)
 
     async def _read(self) -> None:
@@ -102,17 +108,28 @@ class Notifier:
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=2_000)
             for tp, records in batches.items():
-                pagers = self._pagers.get(tp.partition)
-                if pagers is None:
+                pagers, live = self._pagers.get(tp.partition), self._live.get(tp.partition)
+                if pagers is None or live is None:
                     continue
                 for record in records:
-                    self._apply(pagers, record.value)
+                    self._apply(pagers, live, record.value)
             for tp in self._consumer.assignment():
                 end = self._catching_up.get(tp.partition)
                 if end is not None and await self._consumer.position(tp) >= end:
                     del self._catching_up[tp.partition]
+                    self._caught_up(tp.partition)
 
-    def _apply(self, pagers: dict[UUID, paging.Pager], raw: bytes | None) -> None:
+    def _caught_up(self, partition: int) -> None:
+        # Say once what the age limit holds back, so "why was nobody paged" has an answer.
+        now = self._now()
+        pagers = self._pagers.get(partition, {}).values()
+        stale = [(p.incident_id, a) for p in pagers for a in paging.expired(p, now, self.notify)]
+        if stale:
+            log.info("partition %d: %d page(s) or escalation(s) of %d incident(s) owed longer ago than "
+                     "notify.max_age_s=%g are not sent", partition, len(stale), len({i for i, _ in stale}),
+                     self.notify.max_age_s)
+
+    def _apply(self, pagers: dict[UUID, paging.Pager], live: set[UUID], raw: bytes | None) -> None:
         try:
             event = EventEnvelope.model_validate_json(raw or b"")
         except ValueError:
@@ -120,16 +137,21 @@ class Notifier:
         pager = paging.evolve(pagers.get(event.incident_id), event, self.notify)
         if pager is not None:
             pagers[event.incident_id] = pager
+            live.add(event.incident_id)
 
     async def _tick(self) -> None:
         while True:
             now = self._now()
             for partition, pagers in list(self._pagers.items()):
+                live = self._live.get(partition, set())
                 if partition in self._catching_up:
                     continue
-                for pager in list(pagers.values()):
+                for incident in list(live):
+                    pager = pagers[incident]
                     for action in paging.due(pager, now, self.notify):
                         self._start(pager, action)
+                    if paging.settled(pager, now, self.notify):
+                        live.discard(incident)
             self._forget_recorded()
             await asyncio.sleep(TICK_S)
 
@@ -152,8 +174,9 @@ class Notifier:
 
     def _forget_recorded(self) -> None:
         # An attempt stays in flight until the log shows it (then `due` no longer offers it).
-        owed = {_key(p.incident_id, a) for pagers in self._pagers.values() for p in pagers.values()
-                for a in paging.due(p, self._now(), self.notify)}
+        now = self._now()
+        owed = {_key(incident, a) for partition, live in self._live.items() for incident in live
+                for a in paging.due(self._pagers[partition][incident], now, self.notify)}
         self._in_flight &= owed
 
     async def _page(self, pager: paging.Pager, action: paging.Deliver) -> None:

@@ -5,7 +5,8 @@ to do at a moment: deliver a page (again), or record an escalation. Everything h
 derived from the log: deadlines are the trigger event's `occurred_at` plus the route's
 delay, retry times the failed attempt's `occurred_at` plus a backoff whose jitter is a
 hash of the page, so a restarted notifier that reads the same log owes the same pages
-at the same moments. No clock, no randomness, no I/O.
+at the same moments. What became owed longer ago than `notify.max_age_s` is no longer
+due (`expired`). No clock, no randomness, no I/O.
 """
 
 from __future__ import annotations
@@ -174,35 +175,55 @@ def evolve(pager: Pager | None, event: EventEnvelope, settings: NotifySettings) 
 
 
 def due(pager: Pager, now: datetime, settings: NotifySettings) -> list[Action]:
-    """What is owed at `now`: pages to (re)send, escalation levels whose delay passed."""
-    actions: list[Action] = []
+    """What is owed at `now`: pages to (re)send, escalation levels whose delay passed.
+    What became owed more than `max_age_s` before `now` is not (see `expired`)."""
+    cutoff = now - timedelta(seconds=settings.max_age_s)
+    return [action for since, at, action in _pending(pager, settings)
+            if since >= cutoff and (at is None or at <= now)]
+
+
+def expired(pager: Pager, now: datetime, settings: NotifySettings) -> list[Action]:
+    """What was owed but is now too old to send: owed since more than `max_age_s` before
+    `now`, e.g. an incident that opened before paging was set up, or while no notifier
+    ran. A page that late would wake someone for what is long over; nothing is recorded
+    for it, so the log says it was never sent, and the notifier logs how many."""
+    cutoff = now - timedelta(seconds=settings.max_age_s)
+    return [action for since, _, action in _pending(pager, settings) if since < cutoff]
+
+
+def settled(pager: Pager, now: datetime, settings: NotifySettings) -> bool:
+    """Nothing is owed at `now` or later unless a new event comes: every page delivered,
+    given up or expired, every escalation taken, stopped or expired. Expiry only grows
+    with `now`, so a settled pager needs looking at again only after its next event."""
+    cutoff = now - timedelta(seconds=settings.max_age_s)
+    return all(since < cutoff for since, _, _ in _pending(pager, settings))
+
+
+def next_due(pager: Pager, settings: NotifySettings) -> datetime | None:
+    """The earliest moment something will be owed (for sleeping until then), or None."""
+    return min((at for _, at, _ in _pending(pager, settings) if at is not None), default=None)
+
+
+def _pending(pager: Pager, settings: NotifySettings) -> list[tuple[datetime, datetime | None, Action]]:
+    # Each action not done yet: the moment it became (or will become) owed, which the age
+    # limit counts from, and when it is due (None: at once). For a page that is its trigger
+    # or its retry time, for an escalation its deadline; so a retry or an escalation of a
+    # live notifier is never too old, whatever the incident's age.
+    actions: list[tuple[datetime, datetime | None, Action]] = []
     for page in pager.pages:
-        if page.done:
-            continue
-        if page.retry_at is None or page.retry_at <= now:
-            actions.append(Deliver(page=page, attempt=page.attempts + 1))
+        if not page.done:
+            actions.append((page.retry_at or page.owed_at, page.retry_at,
+                            Deliver(page=page, attempt=page.attempts + 1)))
     if pager.chain is not None and not pager.quiet:
         chain = pager.chain
         for route in routes_for(pager, settings):
             for level, step in enumerate(route.escalate, start=1):
                 receivers = tuple(step.receivers)
-                if _step(level, receivers) in chain.escalated:
-                    continue
-                if chain.started_at + timedelta(seconds=step.after_s) <= now:
-                    actions.append(Escalate(level=level, receivers=receivers,
-                                            trigger_event_id=chain.trigger_event_id))
+                if _step(level, receivers) not in chain.escalated:
+                    deadline = chain.started_at + timedelta(seconds=step.after_s)
+                    actions.append((deadline, deadline, Escalate(level=level, receivers=receivers,
+                                                                 trigger_event_id=chain.trigger_event_id)))
     return actions
-
-
-def next_due(pager: Pager, settings: NotifySettings) -> datetime | None:
-    """The earliest moment something will be owed (for sleeping until then), or None."""
-    moments = [p.retry_at for p in pager.pages if not p.done and p.retry_at is not None]
-    if pager.chain is not None and not pager.quiet:
-        for route in routes_for(pager, settings):
-            for level, step in enumerate(route.escalate, start=1):
-                if _step(level, tuple(step.receivers)) not in pager.chain.escalated:
-                    moments.append(pager.chain.started_at + timedelta(seconds=step.after_s))
-    return min(moments, default=None)
 
 
 def will_retry(attempt: int, settings: NotifySettings) -> bool:

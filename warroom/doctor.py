@@ -28,7 +28,7 @@ async def _kafka(settings: Settings) -> str:
         topics = set(await admin.list_topics())
     finally:
         await admin.close()
-    wanted = [settings.topics.name(k) for k in ("alerts", "commands", "events", "dlq", "outcomes")]
+    wanted = [settings.topics.name(k) for k in ("alerts", "commands", "events", "dlq", "outcomes", "silences")]
     missing = [t for t in wanted if t not in topics]
     if missing:
         raise RuntimeError(f"reachable at {settings.kafka.bootstrap}, but topics missing: {', '.join(missing)}")

@@ -64,8 +64,8 @@ def running_settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from projections.replay import ReplayError, drop_old_schemas, replay
-    from projections.runner import tune_gc
+    from projections.replay.run import ReplayError, drop_old_schemas, replay
+    from foundation.event_loop import tune_gc
     from warroom.progress import ProgressLine
 
     settings = running_settings(args)
@@ -130,14 +130,14 @@ def _replay_text(s: dict, verify_only: bool) -> str:
 
 
 async def _stored(settings: Settings, incident: UUID) -> list[bytes]:
-    from projections.log_reader import read_incident
+    from projections.replay.log_reader import read_incident
 
     return [record.value for record in await read_incident(settings, incident)]
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from contracts.events import EventEnvelope
-    from projections.audit import audit_records
+    from projections.history.audit import audit_records
 
     values = asyncio.run(_stored(running_settings(args), args.incident))
     if not values:
@@ -163,9 +163,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def _cmd_postmortem(args: argparse.Namespace) -> int:
     from contracts.events import EventEnvelope
-    from projections.postmortem import build, to_json
-    from projections.postmortem_figures import write
-    from projections.postmortem_markdown import render
+    from projections.history.postmortem import build, to_json
+    from projections.history.postmortem_figures import write
+    from projections.history.postmortem_markdown import render
 
     values = asyncio.run(_stored(running_settings(args), args.incident))
     if not values:

@@ -1,7 +1,7 @@
 """The pictures of an incident's evidence, as SVG drawn from the read models: a
 finding's chart, and the incident's part of the service graph with a run's suspects.
 
-The drawing is `projections.evidence_chart` and `projections.incident_graph`, the same
+The drawing is `projections.history.evidence_chart` and `projections.history.incident_graph`, the same
 renderers `warroom postmortem -o` writes files with; the dashboard fetches these with its
 token and puts them inline.
 """
@@ -18,8 +18,8 @@ from gateway.deps import PoolDep
 from gateway.incidents import queries
 from gateway.incidents.routes import BASE, QUERY_ERRORS, KnownIncident
 from gateway.problems import Problem
-from projections.evidence_chart import FindingFacts, chart
-from projections.incident_graph import graph_svg, suspects_of
+from projections.history.evidence_chart import FindingFacts, chart
+from projections.history.incident_graph import graph_svg, suspects_of
 
 router = APIRouter(tags=["incidents"])
 

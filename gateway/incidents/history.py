@@ -28,9 +28,9 @@ from gateway.incidents.routes import BASE, QUERY_ERRORS, KnownIncident, _inciden
 from gateway.incidents.schemas import Incident
 from gateway.problems import Problem
 from projections import incidents as incident_rows
-from projections.audit import audit_records
-from projections.postmortem import build, to_json
-from projections.postmortem_markdown import render
+from projections.history.audit import audit_records
+from projections.history.postmortem import build, to_json
+from projections.history.postmortem_markdown import render
 from streams.incident_log import state_as_of
 
 router = APIRouter(tags=["incidents"])

@@ -49,8 +49,8 @@ from gateway.incidents.schemas import (
     TimelineEntry,
 )
 from gateway.problems import Problem, documented
-from projections.evidence_chart import FindingFacts, has_chart
-from projections.incident_graph import suspects_of
+from projections.history.evidence_chart import FindingFacts, has_chart
+from projections.history.incident_graph import suspects_of
 
 router = APIRouter(tags=["incidents"])
 BASE = "/v1/incidents"

@@ -1,10 +1,14 @@
-"""Chaos on Apache Kafka: HTTP load and a live SSE client while the worker, the projector
-and the gateway are killed with SIGKILL several times and the broker restarts once.
+"""Chaos on Apache Kafka: HTTP load and a live SSE client while the worker, the projector,
+the gateway and the notifier are killed with SIGKILL several times and the broker restarts
+once.
 
 Afterwards, read from the log itself: every command answered 2xx is on it exactly once,
 nothing is on it twice, versions are contiguous and hash chains intact; the read model
 shows exactly the log; and the SSE client, resuming after each lost connection with
-Last-Event-ID, saw every change once and in order.
+Last-Event-ID, saw every change once and in order. Every incident pages a webhook (a real
+HTTP server here, slow to answer so that each kill of the notifier lands while a page is
+in flight): every incident was delivered, every repeat of a page carries its one key, and
+every delivery is on the log and in the ledger once.
 
 The test plays the process supervisor (`warroom up`, systemd or Kubernetes would): a
 process that exits on its own is started again, and counted.
@@ -17,17 +21,19 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from harness.receiver import Receiver
 from harness.servers import jar_cache_dir, start_or_give_up
 from harness.waiting import wait_for_async
 from sse_client import open_stream
 from stack import Stack, start_stack
 
 from contracts.events import EventEnvelope
-from projections.log_reader import log_end, read_ranges
+from projections.replay.log_reader import log_end, read_ranges
 from foundation.chain import verify
 from testing import ensure_kafka_jars, start_apache_kafka
 from warroom.servers import KafkaServer
@@ -35,9 +41,11 @@ from warroom.servers import KafkaServer
 WRITERS = 4
 NOTES_PER_INCIDENT = 6
 PROGRESS_BETWEEN_FAULTS = 8  # 2xx answers the load must get between two faults
-FAULTS = ("worker", "projector", "gateway", "worker", "broker", "projector", "gateway", "worker")
+FAULTS = ("worker", "notifier", "projector", "gateway", "notifier", "worker", "broker", "projector", "notifier",
+          "gateway", "worker")
 FAULT_TIMEOUT_S = 120
 RETRY_S = 0.2  # how soon a client tries again after a refused connection
+HOOK_DELAY_S = 1.0  # the webhook answers this late, so a page is often sent but not yet recorded
 
 
 @pytest.fixture
@@ -47,6 +55,28 @@ def apache(tmp_path) -> Iterator[KafkaServer]:
         tmp_path / "kafka", jars_dir=ensure_kafka_jars(jar_cache_dir())))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    receiver = Receiver(delays={"/hook": HOOK_DELAY_S})
+    yield receiver
+    receiver.close()
+
+
+def paging_config(path: Path, hook: Receiver) -> Path:
+    """One webhook receiver and a route paging every incident once (fast retries)."""
+    path.write_text(f"""
+[notify]
+backoff_s = 0.2
+max_backoff_s = 1
+[notify.receivers.hook]
+kind = "webhook"
+url = "{hook.url}/hook"
+[[notify.routes]]
+receivers = ["hook"]
+""")
+    return path
 
 
 @dataclass
@@ -164,12 +194,62 @@ def read_log(stack: Stack) -> dict[uuid.UUID, list[EventEnvelope]]:
     return asyncio.run(read())
 
 
-async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(apache, postgres, tmp_path) -> None:
-    stack = await asyncio.to_thread(start_stack, apache.bootstrap, postgres.dsn, tmp_path)
+async def kill_notifier_mid_page(stack: Stack, hook: Receiver) -> None:
+    """SIGKILL the notifier while the webhook holds a page it has sent (bounded wait)."""
+    await wait_for_async(lambda: stack.processes["notifier"].alive() and hook.in_flight() > 0,
+                         timeout=FAULT_TIMEOUT_S, interval=0.05, message=f"a page in flight\n{stack.logs()}")
+    stack.processes["notifier"].kill()
+
+
+async def pages_recorded(stack: Stack, hook: Receiver, incidents: set[uuid.UUID]) -> dict[uuid.UUID, list[dict]]:
+    """Wait until every incident was delivered and every delivery's page is in the ledger;
+    return the ledger of each incident delivered."""
+    async with stack.client("viewer", sub="paging") as client:
+        async def settled() -> dict[uuid.UUID, list[dict]] | None:
+            delivered = {uuid.UUID(d.body["incident"]["id"]): d.headers["Idempotency-Key"] for d in hook.received()}
+            if not incidents <= delivered.keys():
+                return None
+            ledgers: dict[uuid.UUID, list[dict]] = {}
+            for incident, key in delivered.items():
+                rows = (await client.get(f"/v1/incidents/{incident}/notifications")).json()
+                if key not in {r["notification_id"] for r in rows if r["type"] == "NotificationSent"}:
+                    return None
+                ledgers[incident] = rows
+            return ledgers
+
+        return await wait_for_async(settled, timeout=FAULT_TIMEOUT_S, interval=0.5,
+                                    message=f"every incident paged and recorded\n{stack.logs()}")
+
+
+def check_pages(incident: uuid.UUID, events: list[EventEnvelope], ledger: list[dict], hook: Receiver) -> None:
+    """One page per incident: however often it was delivered, one key, one record."""
+    deliveries = [d for d in hook.received() if d.body["incident"]["id"] == str(incident)]
+    assert deliveries, f"{incident} was never paged"
+    keys = {d.headers["Idempotency-Key"] for d in deliveries}
+    assert len(keys) == 1, f"one page of {incident} sent with different keys: {keys}"
+    assert keys == {d.body["notification_id"] for d in deliveries}
+    once = {e.version: e for e in events}.values()  # a repeat on the log is the same event
+    sent = [e.data for e in once if e.type == "NotificationSent"]
+    assert [str(s.notification_id) for s in sent] == list(keys), f"{incident}: {sent} on the log for {keys}"
+    rows = [(r["type"], r["notification_id"], r["attempt"]) for r in ledger]
+    assert len(rows) == len(set(rows)), f"a double in the ledger of {incident}: {rows}"
+    assert [r for r in rows if r[0] == "NotificationSent"] == [
+        ("NotificationSent", str(sent[0].notification_id), sent[0].attempt)]
+
+
+async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(apache, postgres, hook,
+                                                                               tmp_path) -> None:
+    config = paging_config(tmp_path / "paging.toml", hook)
+    stack = await asyncio.to_thread(start_stack, apache.bootstrap, postgres.dsn, tmp_path,
+                                    WARROOM_CONFIG=str(config))
     service = f"chaos-{uuid.uuid4().hex[:8]}"
     ledger, seen = Ledger(), []
     stop, done = asyncio.Event(), asyncio.Event()  # the writers stop first; the watcher and supervisor once done
     try:
+        stack.start("notifier", "notifier")
+        # It pages the stack's warm-up incident once it has joined its group and caught up.
+        await wait_for_async(lambda: hook.received(), timeout=FAULT_TIMEOUT_S, interval=0.2,
+                             message=f"the notifier paging\n{stack.logs()}")
         subscribed = asyncio.Event()
         watching = asyncio.create_task(watcher(stack, service, seen, done, subscribed))
         await asyncio.wait_for(subscribed.wait(), 30)
@@ -179,6 +259,8 @@ async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(ap
             await progress(ledger, stack)
             if victim == "broker":
                 await asyncio.to_thread(apache.restart)
+            elif victim == "notifier":
+                await kill_notifier_mid_page(stack, hook)
             else:
                 stack.processes[victim].kill()  # the supervisor starts it again
         await progress(ledger, stack)
@@ -192,6 +274,8 @@ async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(ap
                 last = await client.post(f"/v1/incidents/{incident}/notes", json={"text": f"closing {incident}"})
                 assert last.status_code == 201, last.text
                 ledger.confirmed.append((incident, f"closing {incident}"))
+        # Pages settle before the log is read, so the log holds every page's record.
+        pages = await pages_recorded(stack, hook, set(ledger.opened.values()))
         log = await asyncio.to_thread(read_log, stack)
         newest = {incident: max(e.version for e in log[incident]) for incident in ledger.opened.values()}
         def streamed_to_the_end() -> bool:
@@ -231,14 +315,20 @@ async def test_kill_9_and_a_broker_restart_under_load_lose_and_double_nothing(ap
                 served = (await client.get(f"/v1/incidents/{incident}/events")).json()
                 assert [e["event_id"] for e in served] == [str(e.event_id) for e in kept]
 
+                check_pages(incident, kept, pages[incident], hook)
+
                 # The stream: every change once, in order, across reconnects.
                 versions = [v for _, i, v in seen if i == str(incident)]
                 assert versions == list(range(1, kept[-1].version + 1)), (incident, versions)
         ids = [change for change, _, _ in seen]
         assert ids == sorted(set(ids)), "the stream repeated or reordered a change"
         assert len(ledger.opened) >= WRITERS and len(ledger.confirmed) > len(FAULTS) * PROGRESS_BETWEEN_FAULTS // 2
+        for incident in pages.keys() - set(ledger.opened.values()):  # the warm-up, an open never answered
+            check_pages(incident, log[incident], pages[incident], hook)
+        resent = len(hook.received()) - len(pages)
         print(f"chaos: {len(ledger.opened)} incidents, {len(ledger.confirmed)} notes answered 201, "
-              f"{len(ledger.unknown)} unknown, {len(seen)} changes streamed, restarts {dict(ledger.restarts)}")
+              f"{len(ledger.unknown)} unknown, {len(seen)} changes streamed, {len(hook.received())} pages delivered "
+              f"({resent} resent after a kill), restarts {dict(ledger.restarts)}")
     finally:
         stop.set()
         done.set()

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from harness.waiting import wait_for_async
-from projections.postmortem_markdown import duration
+from projections.history.postmortem_markdown import duration
 from sse_client import Message, open_stream
 from stack import REPO_ROOT, Stack, start_stack
 

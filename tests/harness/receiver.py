@@ -21,11 +21,14 @@ class Receiver:
     """Answers every POST with 200 and records it (JSON bodies parsed) in `deliveries`.
 
     `answers` gives another status for a path (a receiver that is down answers 503);
-    `delays` holds a path's answer that many seconds (a slow receiver). Both are kept."""
+    `delays` holds a path's answer that many seconds (a slow receiver). Both are kept.
+    `in_flight()` counts requests received and not yet answered (a sender that dies
+    then has sent a page it never learnt the answer to)."""
 
     def __init__(self, host: str = "127.0.0.1", answers: dict[str, int] | None = None,
                  delays: dict[str, float] | None = None) -> None:
         self.deliveries: list[Delivery] = []
+        self._answering = 0
         self.answers, self.delays = dict(answers or {}), dict(delays or {})
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -40,10 +43,17 @@ class Receiver:
                     body = raw
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(self.path, dict(self.headers), body, raw))
-                receiver._stopping.wait(receiver.delays.get(self.path, 0))
-                self.send_response(receiver.answers.get(self.path, 200))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                    receiver._answering += 1
+                try:
+                    receiver._stopping.wait(receiver.delays.get(self.path, 0))
+                    self.send_response(receiver.answers.get(self.path, 200))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender is gone (killed): it never hears the answer
+                finally:
+                    with receiver._lock:
+                        receiver._answering -= 1
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -61,6 +71,10 @@ class Receiver:
     def received(self) -> list[Delivery]:
         with self._lock:
             return list(self.deliveries)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._answering
 
     def close(self) -> None:
         self._stopping.set()

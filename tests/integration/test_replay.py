@@ -24,22 +24,22 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.commands import (
     AcknowledgeIncident, AddNote, AssessImpact, AttachAlert, ChangeSeverity, ChangeStatus, CommandBase,
-    CompleteCorrelation, CompleteCorrelationSource, ConfirmRootCause, OpenIncident, RecordFinding, RecordNotification,
-    ResolveAlert,
-    StartCorrelation, StartCorrelationSource,
+    CompleteCorrelation, CompleteCorrelationSource, ConfirmRootCause, CreateSilence, ExpireSilence, OpenIncident,
+    RecordFinding, RecordNotification, RecordSilencedAlert, ResolveAlert, StartCorrelation, StartCorrelationSource,
 )
+from contracts.silences import Matcher
 from contracts.common import Actor, Severity, Status
 from contracts.events import EventEnvelope
 from contracts.hypotheses import Hypothesis
 from harness.waiting import wait_for_async
-from projections.log_reader import partition_for, read_incident
-from projections.replay import ReplayError, drop_old_schemas, replay
+from projections.replay.log_reader import partition_for, read_incident
+from projections.replay.run import ReplayError, drop_old_schemas, replay
 from projections.runner import Projector
 from projections.schema import migrate, quote_ident
-from projections.segment import Segment
-from projections.switch import ONE_REPLAY, old_schemas
+from projections.replay.segment import Segment
+from projections.replay.switch import ONE_REPLAY, old_schemas
 from projections.synthetic import synthetic_log
-from projections.verify import REBUILT_TABLES, compare_schemas, verify
+from projections.replay.verify import REBUILT_TABLES, compare_schemas, verify
 from streams.decider import Rejected
 from streams.incident_log import execute
 from foundation.settings import Settings, load_settings
@@ -50,7 +50,8 @@ pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"incidents": "id", "timeline": "incident_id, version", "notes": "note_id",
         "alerts": "incident_id, fingerprint", "correlation_runs": "run_id", "correlation_sources": "run_id, source",
-        "findings": "finding_id", "notifications": "incident_id, version", "scorecard": "incident_id", "services": "name", "projection_offsets": "projection, topic, partition"}
+        "findings": "finding_id", "notifications": "incident_id, version", "scorecard": "incident_id", "services": "name", "silences": "silence_id",
+        "silenced_alerts": "silence_id, version", "projection_offsets": "projection, topic, partition"}
 PEOPLE = [Actor(kind="user", id=name) for name in ("alice", "bob", "chloé")]
 SUSPECTS = ["db", "payments", "checkout", "cache"]
 START = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -170,9 +171,24 @@ class Scenario:
         self.states[command.incident_id] = decision.state
         return decision.events
 
-    def log(self, incidents: int, steps: int) -> list[EventEnvelope]:
-        """`incidents` incidents, each taking up to `steps` commands, interleaved."""
-        lives = []
+    def silence(self) -> list[EventEnvelope]:
+        """A silence's stream: created, swallowing a few alerts (one twice), perhaps expired early."""
+        silence = self._uuid()
+        events = self._do(self._command(
+            CreateSilence, silence, matchers=[Matcher(label="service", op="=~", value="db|cache")],
+            starts_at=self.clock, ends_at=self.clock + timedelta(hours=2), comment="migration | ça dure"))
+        for n in range(self.rng.randint(0, 4)):
+            fingerprint = f"fp-{self.rng.randrange(3)}"
+            events += self._do(self._command(RecordSilencedAlert, silence, fingerprint=fingerprint,
+                                             alertname="DiskFull", labels={"service": "db", "n": str(n)},
+                                             starts_at=START))
+        if self.rng.random() < 0.5:
+            events += self._do(self._command(ExpireSilence, silence, reason=self.rng.choice([None, "done"])))
+        return events
+
+    def log(self, incidents: int, steps: int, silences: int = 0) -> list[EventEnvelope]:
+        """`incidents` incidents, each taking up to `steps` commands, and `silences` silences, interleaved."""
+        lives = [self.silence() for _ in range(silences)]
         for _ in range(incidents):
             events = self.open()
             incident = events[0].incident_id
@@ -198,7 +214,7 @@ def interleave(lives: list[list[EventEnvelope]], rng: random.Random) -> list[Eve
 
 def mixed_log(seed: int = 3, incidents: int = 300) -> list[EventEnvelope]:
     rng = random.Random(seed)
-    decided = Scenario(seed).log(incidents, steps=14)
+    decided = Scenario(seed).log(incidents, steps=14, silences=max(2, incidents // 20))
     busy = list(synthetic_log(2500, seed=seed + 1000, concurrent=40))  # other ids than the scenario's
     return interleave([decided, busy], rng)
 
@@ -267,6 +283,7 @@ async def test_the_rebuilt_schema_equals_the_live_one_table_by_table(kafka, post
         changes_before = await conn.fetch(f"SELECT change_id, incident_id, version FROM {live}.changes ORDER BY 1")
         assert len(before["incidents"]) > 300 and len(before["timeline"]) == len(events)
         assert len(before["notifications"]) > 0  # the delivery ledger is rebuilt too
+        assert len(before["silences"]) > 0 and len(before["silenced_alerts"]) > 0  # and the silences
         # Confirmed causes that correlation had first, and ones it had not (columns service, top1).
         assert {r[11] for r in before["scorecard"] if r[3] is not None} == {True, False}
 
@@ -367,8 +384,8 @@ async def test_verification_finds_a_wrong_row_in_any_table(kafka, postgres, conn
         report = await segment.advance(ends)
     finally:
         await segment.close()
-    from projections.expected import offsets_digest, services_digest
-    from projections.rebuild import write_services
+    from projections.replay.expected import offsets_digest, services_digest
+    from projections.replay.rebuild import write_services
 
     await write_services(conn, rebuilt, report.touched)
     expected = dict(report.digests, services=services_digest(report.tallies),
@@ -404,7 +421,7 @@ async def test_verification_finds_a_wrong_row_in_any_table(kafka, postgres, conn
 
 
 async def _ends(settings: Settings) -> dict[int, int]:
-    from projections.log_reader import events_consumer, log_end
+    from projections.replay.log_reader import events_consumer, log_end
 
     async def all_there() -> dict[int, int] | None:
         async with events_consumer(settings) as consumer:

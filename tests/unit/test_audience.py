@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.audience import Audience
 from gateway.changes import Change, Subscription
-from projections.log_reset import RESET
+from projections.replay.log_reset import RESET
 
 INCIDENTS = [uuid.UUID(int=n) for n in range(1, 4)]
 SERVICES = ["checkout", "payments", "search"]

@@ -8,7 +8,7 @@ from uuid import UUID, uuid5
 
 from contracts.common import Actor, Severity, Status
 from contracts.events import ZERO_HASH, EventEnvelope, IncidentAcknowledged, IncidentOpened, NoteAdded, StatusChanged
-from projections.audit import audit, audit_records
+from projections.history.audit import audit, audit_records
 from foundation.chain import digest, seal
 
 INCIDENT = UUID(int=42)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness.evidence import series_evidence
-from projections.evidence_chart import FindingFacts, chart, has_chart, marks_for, series_of
-from projections.series_chart import HEIGHT, LEFT, RIGHT, TOP, WIDTH, unit_of
+from projections.history.evidence_chart import FindingFacts, chart, has_chart, marks_for, series_of
+from projections.history.chart_units import unit_of
+from projections.history.series_chart import HEIGHT, LEFT, RIGHT, TOP, WIDTH
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 ANCHOR = datetime(2026, 5, 1, 12, 4, tzinfo=UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contracts.events import EventEnvelope
 from projections import scorecard
-from projections.decoding import Decoder
+from projections.replay.decoding import Decoder
 from foundation.chain import digest, verify
 
 WRITTEN = [

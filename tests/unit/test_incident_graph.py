@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from contracts.hypotheses import Hypothesis
-from projections.incident_graph import MAX_SUSPECTS, RANK_FILLS, graph_of, graph_svg, suspects_of
+from projections.history.incident_graph import MAX_SUSPECTS, RANK_FILLS, graph_of, graph_svg, suspects_of
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 

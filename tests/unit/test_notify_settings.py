@@ -27,6 +27,9 @@ from foundation.settings import SettingsError, load_settings
     ('[notify.receivers.a]\nkind = "webhook"\nurl = "https://x.example"\n'
      '[[notify.routes]]\nreceivers = ["a"]\nescalate = [{ after_s = 60, receivers = ["a"] }, '
      '{ after_s = 30, receivers = ["a"] }]\n', "notify.routes.0.escalate"),
+    ('[notify]\nmax_age_s = 0\n', "notify.max_age_s"),
+    ('[notify]\nmax_age_s = -60\n', "notify.max_age_s"),
+    ('[notify]\nmax_age_s = "an hour"\n', "notify.max_age_s"),
 ])
 def test_bad_paging_settings_fail_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
     path = tmp_path / "warroom.toml"

@@ -31,6 +31,8 @@ from streams.paging import (
     backoff,
     due,
     evolve,
+    expired,
+    settled,
     matches,
     next_due,
     notification_id,
@@ -268,3 +270,78 @@ def test_an_incident_opened_before_paging_knew_it_owes_nothing() -> None:
 def test_status_is_tracked() -> None:
     log = Log().open().do(ChangeStatus, to="investigating")
     assert log.pager is not None and log.pager.status is Status.INVESTIGATING
+
+
+HOUR = timedelta(seconds=NOTIFY.max_age_s)
+SECOND = timedelta(seconds=1)
+
+
+def _opened(log: Log) -> datetime:
+    return T0
+
+
+def _escalation_deadline(log: Log) -> datetime:
+    log.deliver_all(T0)
+    return T0 + timedelta(seconds=300)
+
+
+def _retry_time(log: Log) -> datetime:
+    (action,) = log.due(T0)
+    log.act(action, T0, ok=False)
+    return T0 + backoff(action.page.notification_id, 1, NOTIFY)
+
+
+def _name(action: Deliver | Escalate) -> tuple[str, str]:
+    return ("page", action.page.receiver) if isinstance(action, Deliver) else ("escalate", action.receivers[0])
+
+
+@pytest.mark.parametrize(("story", "what", "late", "is_due"), [
+    (_opened, ("page", "oncall"), HOUR - SECOND, True),
+    (_opened, ("page", "oncall"), HOUR + SECOND, False),
+    # The deadline counts, not the open: 300 s + almost an hour after the open is still due.
+    (_escalation_deadline, ("escalate", "manager"), HOUR - SECOND, True),
+    (_escalation_deadline, ("escalate", "manager"), HOUR + SECOND, False),
+    (_retry_time, ("page", "oncall"), HOUR - SECOND, True),
+    (_retry_time, ("page", "oncall"), HOUR + SECOND, False),
+])
+def test_what_became_owed_longer_ago_than_max_age_is_not_due(story, what: tuple[str, str], late: timedelta,
+                                                              is_due: bool) -> None:
+    log = Log().open()
+    now = story(log) + late
+    assert log.pager is not None
+    assert (what in [_name(a) for a in log.due(now)]) is is_due
+    assert (what in [_name(a) for a in expired(log.pager, now, NOTIFY)]) is not is_due
+
+
+def test_an_old_incident_reopened_now_pages_for_the_reopening_only() -> None:
+    log = Log().open()  # opened at T0 and never paged (paging was not set up then)
+    now = T0 + timedelta(days=2)
+    log.do(ChangeStatus, now - timedelta(seconds=10), to="resolved", reason="fixed")
+    log.do(ChangeStatus, now, to="investigating", reason="back again")
+    assert owed(log.due(now)) == [("oncall", 0, "reopened")]
+    assert [a.page.trigger for a in expired(log.pager, now, NOTIFY) if isinstance(a, Deliver)] == ["opened"]
+
+
+def test_an_alert_joining_an_old_incident_now_pages() -> None:
+    log = Log().open("payments", "high", team="payments")
+    now = T0 + timedelta(days=2)
+    alert = {"labels": {}, "starts_at": T0}
+    log.do(AttachAlert, T0, fingerprint="first", **alert)
+    log.do(AttachAlert, now, fingerprint="second", **alert)
+    assert owed(log.due(now)) == [("alerts", 0, "alert")]
+
+
+@pytest.mark.parametrize(("story", "at", "is_settled"), [
+    (lambda log: log.deliver_all(T0).do(AcknowledgeIncident, T0), T0, True),  # paged and acknowledged
+    (lambda log: log.deliver_all(T0), T0, False),  # escalation to come
+    (lambda log: log, T0, False),  # the page is owed
+    (lambda log: log, T0 + timedelta(days=1), True),  # ...for too long
+    (lambda log: log.act(log.due(T0)[0], T0, ok=False), T0, False),  # a retry to come
+    (lambda log: log.deliver_all(T0).do(ChangeStatus, T0, to="resolved", reason="fixed"), T0, True),
+])
+def test_settled_means_nothing_owed_now_or_later_without_a_new_event(story, at: datetime, is_settled: bool) -> None:
+    log = story(Log().open())
+    assert log.pager is not None
+    assert settled(log.pager, at, NOTIFY) is is_settled
+    if is_settled:  # nothing owed then, nor any time after
+        assert all(log.due(at + timedelta(seconds=s)) == [] for s in (0, 300, 900, 3600, 86400))

@@ -15,8 +15,8 @@ from contracts.events import (
     IncidentAcknowledged, IncidentOpened, NoteAdded, RootCauseConfirmed, SeverityChanged, StatusChanged,
 )
 from contracts.hypotheses import Hypothesis
-from projections.postmortem import build, to_json
-from projections.postmortem_markdown import TO_WRITE, duration, render
+from projections.history.postmortem import build, to_json
+from projections.history.postmortem_markdown import TO_WRITE, duration, render
 from foundation.chain import seal
 
 INCIDENT = UUID("5f0c7f3e-1b6a-4c8e-9a51-0d2b3c4e5f60")

@@ -11,9 +11,9 @@ from uuid import UUID
 
 from contracts.events import FindingRecorded, RootCauseConfirmed
 from harness.evidence import series_evidence
-from projections.postmortem import build
-from projections.postmortem_figures import figures, write
-from projections.postmortem_markdown import render
+from projections.history.postmortem import build
+from projections.history.postmortem_figures import figures, write
+from projections.history.postmortem_markdown import render
 from tests.unit.test_postmortem import ALICE, INCIDENT, RUN, SYSTEM, T0, TYPED, script
 
 SERIES = FindingRecorded(run_id=RUN, finding_id=UUID(int=21), source="prometheus", kind="latency",

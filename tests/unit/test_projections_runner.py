@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from projections.runner import build_batch
+from projections.runner.batch import build_batch
 from projections.synthetic import synthetic_log
 
 
@@ -14,9 +14,9 @@ def record(value: bytes | None, offset: int = 7, partition: int = 2) -> Consumer
                           serialized_key_size=1, serialized_value_size=len(value or b""), headers=())
 
 
-def test_batch_positions_cover_rejects_and_keep_log_order():
+async def test_batch_positions_cover_rejects_and_keep_log_order():
     events = [e.model_dump_json(by_alias=True).encode() for e in synthetic_log(3)]
-    batch = build_batch({
+    batch = await build_batch({
         TopicPartition("w.events", 1): [record(events[0], 10, 1), record(b"junk", 11, 1)],
         TopicPartition("w.events", 0): [record(events[1], 4, 0), record(events[2], 5, 0)],
     })

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from contracts.events import EventEnvelope
-from projections.decoding import DecodedEvent, Decoder
+from projections.replay.decoding import DecodedEvent, Decoder
 from foundation.dead_letters import Poison
 from projections.rejects import decode
 from projections.synthetic import synthetic_log

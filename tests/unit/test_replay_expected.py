@@ -1,4 +1,5 @@
-"""The independent fold a replay is verified against: its rules and its digests."""
+"""What a replay is verified against: the decider's state and the log's copies beside the
+rows the rebuild folded, reduced to digests."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from contracts.events import (
     ZERO_HASH, AlertAttached, AlertResolved, EventData, EventEnvelope, IncidentAcknowledged, IncidentOpened,
     NoteAdded, SeverityChanged, StatusChanged,
 )
-from projections.expected import Digest, Expected, flat_map, micros, millionths, services_digest
+from aiokafka.structs import ConsumerRecord
+
+from projections.replay.expected import Digest, Expected, flat_map, micros, millionths, services_digest
+from projections.replay.rebuild import Rebuild
 from projections.synthetic import synthetic_log
 from foundation.chain import seal
 
@@ -30,17 +34,31 @@ def life(incident: UUID, *facts: EventData) -> list[EventEnvelope]:
     return events
 
 
-def fold(events, partition: int = 0) -> Expected:
-    expected = Expected("t.events")
+class Folded:
+    """The expected fold and the rebuild's rows of the same events."""
+
+    def __init__(self) -> None:
+        self.expected, self.rebuild = Expected("t.events"), Rebuild("s", "t.events")
+
+    def add(self, partition: int, offset: int, event: EventEnvelope) -> None:
+        self.expected.add(partition, offset, event)
+        self.rebuild.add(ConsumerRecord("t.events", partition, offset, 0, 0, None, b"", None, 0, 0, []), event)
+
+    def digests(self) -> dict[str, Digest]:
+        return self.expected.digests(self.rebuild)
+
+
+def fold(events, partition: int = 0) -> Folded:
+    folded = Folded()
     for offset, event in enumerate(events):
-        expected.add(partition, offset, event)
-    return expected
+        folded.add(partition, offset, event)
+    return folded
 
 
 def test_digests_of_disjoint_partitions_add_up_to_the_digest_of_the_whole() -> None:
     log = list(synthetic_log(600, seed=4, concurrent=12))
     whole = fold(log).digests()
-    halves = [Expected("t.events"), Expected("t.events")]
+    halves = [Folded(), Folded()]
     offsets = [0, 0]
     for event in log:
         p = event.incident_id.int % 2
@@ -80,23 +98,38 @@ def test_status_severity_acknowledgement_and_alerts_come_from_the_decider() -> N
         StatusChanged(from_=Status.OPEN, to=Status.RESOLVED, reason="fixed"),
         StatusChanged(from_=Status.RESOLVED, to=Status.INVESTIGATING, reason="back"),
     ))
-    known = expected.incidents[incident]
-    assert known.state.status is Status.INVESTIGATING and known.state.severity is Severity.CRITICAL
-    assert known.state.acknowledged and known.state.firing == frozenset({"b"})
-    assert known.row["resolved_at"] is None  # reopened
-    assert known.row["acknowledged_by"] == "bob"
-    assert expected.alerts[(incident, "a")]["status"] == "resolved"
-    assert expected.service_tallies()["checkout"].open == ["critical"]
+    state = expected.expected.incidents[incident]
+    assert state.status is Status.INVESTIGATING and state.severity is Severity.CRITICAL
+    assert state.acknowledged and state.firing == frozenset({"b"})
+    assert expected.expected.service_tallies()["checkout"].open == ["critical"]
+    # What the decider decides is digested from its state, not from the folded row: a
+    # projection rule that drifted from the decider makes the stored row differ.
+    before = expected.digests()["incidents"]
+    expected.rebuild.incidents[incident] = dict(expected.rebuild.incidents[incident], status="open",
+                                                severity="low", alerts_firing=7)
+    assert expected.digests()["incidents"] == before
+    # Every other column is the folded row's, so what reaches PostgreSQL is checked.
+    expected.rebuild.incidents[incident] = dict(expected.rebuild.incidents[incident], acknowledged_by="eve")
+    assert expected.digests()["incidents"] != before
+
+
+def test_an_incident_row_the_rebuild_lost_matches_no_stored_row() -> None:
+    incident = UUID(int=5)
+    folded = fold(life(incident, IncidentOpened(title="t", service="s", severity=Severity.HIGH)))
+    kept = folded.digests()["incidents"]
+    del folded.rebuild.incidents[incident]
+    lost = folded.digests()["incidents"]
+    assert lost.rows == kept.rows == 1 and lost.total != kept.total
 
 
 def test_events_of_an_incident_never_opened_leave_no_incident_row() -> None:
     incident = UUID(int=3)
     expected = fold(life(incident, NoteAdded(note_id=UUID(int=4), text="x", author="a"))[:1])
-    assert expected.incidents == {} and expected.notes.rows == 1
+    assert expected.expected.incidents == {} and expected.expected.notes.rows == 1
 
 
 def test_services_are_outage_degraded_or_operational_by_their_unresolved_incidents() -> None:
-    from projections.expected import ServiceTally, row_hash
+    from projections.replay.expected import ServiceTally, row_hash
 
     at = T0
     tallies = {"a": ServiceTally(at, ["high", "critical"]), "b": ServiceTally(at, ["low"]), "c": ServiceTally(at)}

@@ -1,6 +1,6 @@
 """Checking a rebuilt schema: against the independent fold, and against another schema.
 
-`observed` computes in SQL, per table, the same digest `projections.expected` computes
+`observed` computes in SQL, per table, the same digest `projections.replay.expected` computes
 in Python: the row count and the sum of a 60-bit MD5 of each row's canonical text
 (timestamps as epoch microseconds, floats as rounded millionths, NULL as a marker).
 Equal digests mean the stored rows are the expected multiset, whatever order or
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from projections.expected import Digest
-from projections.schema import quote_ident
+from projections.replay.expected import Digest
+from projections.rows import quote_ident
 
 
 def _ts(column: str) -> str:
@@ -27,7 +27,7 @@ def _millionths(column: str) -> str:
     return f"(round({column} * 1000000)::bigint)::text"
 
 
-# The canonical fields of each table, in the order `projections.expected` writes them.
+# The canonical fields of each table, in the order `projections.replay.expected` writes them.
 CANONICAL: dict[str, tuple[str, ...]] = {
     "timeline": ("incident_id::text", "version::text", "event_id::text", "type", _ts("occurred_at"),
                  _ts("recorded_at"), "actor->>'kind'", "actor->>'id'", "kafka_partition::text",
@@ -58,7 +58,8 @@ CANONICAL: dict[str, tuple[str, ...]] = {
 
 # Tables a rebuild must reproduce exactly; the change feed is carried over instead.
 REBUILT_TABLES = ("incidents", "timeline", "notes", "alerts", "correlation_runs", "correlation_sources",
-                  "findings", "notifications", "scorecard", "services", "projection_offsets")
+                  "findings", "notifications", "scorecard", "services", "silences", "silenced_alerts",
+                  "projection_offsets")
 
 _DIGEST = """
 SELECT count(*) AS rows,

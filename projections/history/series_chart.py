@@ -2,7 +2,7 @@
 window, the baseline shaded (drawn compressed when it is long, so the window keeps most
 of the width), the window, the incident's anchor and the change marked, the baseline's
 typical value as a line, the worst value dotted, and marks (deploys, restarts) as lines;
-axis labels in the signal's unit. Pure; `projections.evidence_chart` says what of a
+axis labels in the signal's unit. Pure; `projections.history.evidence_chart` says what of a
 finding's evidence is drawn.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
-from projections import svg
-from projections.label_layout import place_labels
+from projections.history import svg
+from projections.history.chart_units import Unit, clock, tick, time_step, unit_of, when
+from projections.history.label_layout import place_labels
 
 WIDTH, HEIGHT = 560.0, 210.0
 LEFT, RIGHT, TOP, BOTTOM = 58.0, 14.0, 57.0, 28.0
@@ -27,64 +27,6 @@ BASELINE_SHARE = 0.4
 """At most this share of the width goes to the baseline; a longer one is drawn compressed."""
 GAP = 3.0
 """Points further apart than this many of their usual spacing are not joined."""
-
-
-@dataclass(frozen=True)
-class Unit:
-    """How a signal's values read: `name` for the title, `kind` for the numbers."""
-
-    name: str | None
-    kind: Literal["seconds", "ratio", "rate", "count", "plain"]
-    suffix: str = ""
-
-    def format(self, value: float) -> str:
-        """One value as a person reads it (three significant digits)."""
-        return self._scaled(value, abs(value), None)
-
-    def ticks(self, values: list[float]) -> list[str]:
-        """Tick labels for `values` (evenly spaced): one scale for all, as precise as the spacing."""
-        step = values[1] - values[0] if len(values) > 1 else None
-        top = max((abs(v) for v in values), default=0.0)
-        return [self._scaled(v, top, step) for v in values]
-
-    def _scaled(self, value: float, top: float, step: float | None) -> str:
-        if self.kind == "seconds":
-            if top < 1:
-                return f"{_number(value * 1000, step and step * 1000)} ms"
-            return f"{_number(value, step)} s"
-        if self.kind == "ratio":
-            return f"{_number(value * 100, step and step * 100)}%"
-        return f"{_number(value, step)}{self.suffix}"
-
-
-def _number(value: float, step: float | None) -> str:
-    """`value` with as many decimals as `step` needs, else with three significant digits."""
-    if step:
-        decimals = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6 * 10**d), 6)
-        return f"{value:,.{decimals}f}"
-    if value == 0:
-        return "0"
-    decimals = min(6, max(0, 2 - math.floor(math.log10(abs(value)))))
-    text = f"{value:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-UNITS: Mapping[str, Unit] = {
-    "latency": Unit("seconds", "seconds"),
-    "errors": Unit("share of requests", "ratio"),
-    "availability": Unit("share of requests", "ratio"),
-    "traffic": Unit("requests/s", "rate", " req/s"),
-    "saturation": Unit("CPU cores", "rate", " cores"),
-    "restarts": Unit("restarts", "count"),
-    "deploys": Unit("deploys", "count"),
-    "log_errors": Unit("error lines", "count"),
-}
-PLAIN = Unit(None, "plain")
-
-
-def unit_of(signal: str) -> Unit:
-    """The unit a signal's values are in, where its name tells it."""
-    return UNITS.get(signal, PLAIN)
 
 
 @dataclass(frozen=True)
@@ -197,7 +139,7 @@ def _describe(title: str, series: Series, unit: Unit) -> str:
     if series.peak is not None:
         said.append(f"{'lowest' if series.worse == 'down' else 'peak'} {unit.format(series.peak)}")
     if series.change is not None:
-        said.append(f"changed at {_clock(series.change, seconds=True)} UTC")
+        said.append(f"changed at {clock(series.change, seconds=True)} UTC")
     return ", ".join(said)
 
 
@@ -214,7 +156,7 @@ def _shading(frame: _Frame, series: Series) -> list[str]:
         x0, x1 = frame.x(max(span[0], frame.t0)), frame.x(min(span[1], frame.t1))
         drawn.append(svg.el("rect", {"class_": name, "x": x0, "y": top, "width": x1 - x0, "height": bottom - top,
                                      "fill": fill},
-                            svg.title(f"{label}: {_when(span[0])} – {_when(span[1])} UTC")))
+                            svg.title(f"{label}: {when(span[0])} – {when(span[1])} UTC")))
     return drawn
 
 
@@ -257,11 +199,11 @@ def _axes(frame: _Frame, unit: Unit) -> list[str]:
     # The window's ticks first: where they are, the baseline's give way.
     for t0, t1, x0, x1 in reversed(frame.segments):
         most = max(2, int((x1 - x0) // 70))
-        spacing = _time_step(t1 - t0, most)
+        spacing = time_step(t1 - t0, most)
         t = math.ceil(t0 / spacing) * spacing
         while t <= t1 + 1e-6:
             x = frame.x(t)
-            label = _tick(t, spacing, t1 - t0)
+            label = tick(t, spacing, t1 - t0)
             room = svg.text_width(label, 10) / 2 + 6
             if all(abs(x - other) > 2 * room for other in placed) and left - 4 <= x <= right + 4:
                 placed.append(x)
@@ -276,28 +218,6 @@ def _axes(frame: _Frame, unit: Unit) -> list[str]:
                             svg.title("the baseline is drawn compressed; the window keeps its scale")))
     drawn.append(svg.text(6.0, bottom + 15, "UTC", font_size=10, fill=svg.MUTED))
     return drawn
-
-
-TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-
-
-def _time_step(span: float, most: int) -> float:
-    return next((float(s) for s in TIME_STEPS if span / s <= most), float(TIME_STEPS[-1]))
-
-
-def _tick(t: float, spacing: float, span: float) -> str:
-    moment = datetime.fromtimestamp(t, UTC)
-    if span >= 12 * 3600:
-        return moment.strftime("%d %b %H:%M")
-    return moment.strftime("%H:%M:%S" if spacing < 60 else "%H:%M")
-
-
-def _clock(t: float, *, seconds: bool = False) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S" if seconds else "%H:%M")
-
-
-def _when(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _typical(frame: _Frame, series: Series, unit: Unit) -> str | None:
@@ -345,7 +265,7 @@ def _peak(frame: _Frame, series: Series, unit: Unit) -> str | None:
     t, v = min(candidates, key=lambda p: (abs(p[1] - peak), p[0]))
     word = "lowest" if series.worse == "down" else "peak"
     return svg.el("circle", {"class_": "peak", "cx": frame.x(t), "cy": frame.y(v), "r": 3.2, "fill": CHANGE},
-                  svg.title(f"{word} {unit.format(v)} at {_clock(t, seconds=True)} UTC"))
+                  svg.title(f"{word} {unit.format(v)} at {clock(t, seconds=True)} UTC"))
 
 
 @dataclass
@@ -363,7 +283,7 @@ class _Vertical:
 
     @property
     def label(self) -> str | None:
-        return (f"{self.word} {_clock(self.t, seconds=True)}", self.word, None)[self.form]
+        return (f"{self.word} {clock(self.t, seconds=True)}", self.word, None)[self.form]
 
     @property
     def width(self) -> float:
@@ -392,7 +312,7 @@ def _verticals(frame: _Frame, series: Series, marks: Iterable[Mark]) -> tuple[li
                             "stroke-width": 1.6 if v.cls == "change" else 1.2, "stroke-dasharray": v.dash or None}),
             _glyph(v.cls, v.x, v.colour),
             _label(v, place),
-            svg.title(f"{_meaning(v.cls, v.word)} at {_when(v.t)} UTC")))
+            svg.title(f"{_meaning(v.cls, v.word)} at {when(v.t)} UTC")))
     unlabelled = {v.word for v in verticals if v.priority == 0 and (v.label is None or id(v) not in places)}
     return drawn, unlabelled
 

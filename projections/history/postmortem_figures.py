@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from projections.evidence_chart import FindingFacts, chart
-from projections.incident_graph import graph_svg
-from projections.postmortem import Postmortem
-from projections.postmortem_markdown import render
+from projections.history.evidence_chart import FindingFacts, chart
+from projections.history.incident_graph import graph_svg
+from projections.history.postmortem import Postmortem
+from projections.history.postmortem_markdown import render
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,20 @@ import asyncpg
 
 from foundation.change_feed import RESET
 from projections import changes
-from projections.schema import qualified
-from projections.switch import stop_writers
-from projections.verify import REBUILT_TABLES
+from projections.rows import qualified
+from projections.replay.switch import stop_writers
+from projections.replay.verify import REBUILT_TABLES
+
+# The table's DDL, applied by `projections.schema`'s numbered migrations (never edited once applied).
+# Migration 4.
+CREATE = """
+CREATE TABLE IF NOT EXISTS {s}.log_identity (
+    topic text PRIMARY KEY,
+    cluster_id text,
+    epoch int NOT NULL DEFAULT 1,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+"""
 
 NO_INCIDENT = UUID(int=0)
 

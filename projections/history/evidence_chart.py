@@ -1,5 +1,5 @@
 """A finding's evidence as a chart (SPEC §16): what of it is drawn, and the deploys and
-restarts of the same service its run found, drawn as marks (`projections.series_chart`
+restarts of the same service its run found, drawn as marks (`projections.history.series_chart`
 draws).
 
 The one renderer of these charts: the gateway serves its SVG to the dashboard
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from projections.series_chart import Mark, Series, draw
+from projections.history.series_chart import Mark, Series, draw
 
 CHANGE_KINDS: Mapping[str, str] = {
     "deploys": "deploy", "deploy": "deploy", "rollout": "deploy",

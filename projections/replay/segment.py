@@ -6,10 +6,10 @@ incidents at the end). A replay therefore splits the partitions into segments an
 each in its own process (`SegmentProcess`), using every core; `Segment` is the same
 work in the calling process.
 
-Each segment decodes a record once and folds it twice: into rows
-(`projections.rebuild`) and, by other code, into the digests those rows must have
-(`projections.expected`). Digests add up,
-so the replay checks the whole schema against the sum of the segments' digests.
+Each segment decodes a record once and folds it into rows (`projections.replay.rebuild`)
+and into what is checked independently of them (`projections.replay.expected`: the
+decider's state, the log's own copies); its report digests both. Digests add up, so
+the replay checks the whole schema against the sum of the segments' digests.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from datetime import datetime
 import asyncpg
 
 from foundation.dead_letters import Poison
-from projections.decoding import Decoder
-from projections.expected import Digest, Expected, ServiceTally
-from projections.log_reader import events_consumer, read_ranges
-from projections.rebuild import Rebuild
+from foundation.event_loop import tune_gc
+from projections.replay.decoding import Decoder
+from projections.replay.expected import Digest, Expected, ServiceTally
+from projections.replay.log_reader import events_consumer, read_ranges
+from projections.replay.rebuild import Rebuild
 from foundation.settings import Settings
 
 log = logging.getLogger("warroom.replay")
@@ -140,12 +141,12 @@ class Segment:
         return Report(
             positions=dict(self.expected.offsets), records=self.records, applied=r.applied,
             repeated=r.repeated, unreadable=r.unreadable, slow_decodes=self.decoder.slow,
-            digests=self.expected.digests(), tallies=self.expected.service_tallies(),
+            digests=self.expected.digests(self.rebuild), tallies=self.expected.service_tallies(),
             touched=dict(r.touched), seconds=seconds)
 
 
 # --- in a process of its own ----------------------------------------------------------
-# The child is `python -m projections.segment`, spoken to with length-prefixed pickles
+# The child is `python -m projections.replay.segment`, spoken to with length-prefixed pickles
 # over its stdin and stdout (stdout is the protocol's alone; its other output goes to
 # stderr). A fresh interpreter, not multiprocessing's spawn, so nothing depends on how
 # the parent's `__main__` was started.
@@ -162,7 +163,7 @@ class SegmentProcess:
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "projections.segment", stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "projections.replay.segment", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, limit=2**20)
         await self._send(("start", (self.settings, self.schema, self.partitions)))
         await self._answer(None)
@@ -210,8 +211,6 @@ class SegmentProcess:
 
 def _serve() -> None:
     """The child: read requests from stdin, answer on the original stdout."""
-    from projections.runner import tune_gc
-
     protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the protocol
     requests = sys.stdin.buffer
@@ -265,7 +264,7 @@ async def _serve_async(segment: Segment, send: Callable[[str, object], None], re
 
 
 if __name__ == "__main__":
-    # Through the package, so what is pickled names `projections.segment`, not `__main__`.
-    from projections.segment import _serve as serve
+    # Through the package, so what is pickled names `projections.replay.segment`, not `__main__`.
+    from projections.replay.segment import _serve as serve
 
     serve()

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from projections import svg
+from projections.history import svg
 from projections.scorecard import field_of
 
 MAX_SUSPECTS = 6

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from projections.schema import quote_ident
+from projections.rows import quote_ident
 
 HOLD_OFF_SWITCH = "SELECT pg_advisory_xact_lock_shared(hashtextextended('warroom.switch:' || $1, 0))"
 """Taken (shared) by every projector batch on `$1`, the schema it writes."""

@@ -1,6 +1,6 @@
 """A postmortem as a Markdown document people finish and share.
 
-Pure rendering of `projections.postmortem.Postmortem`: what the log knows is written
+Pure rendering of `projections.history.postmortem.Postmortem`: what the log knows is written
 out (facts, timeline, durations, evidence queries); what only people know
 (contributing factors, action items, lessons) is left as headed, empty sections.
 """
@@ -11,14 +11,14 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from projections.evidence_chart import FindingFacts, has_chart
-from projections.incident_graph import suspects_of
-from projections.postmortem import DURATIONS, Finding, Postmortem, Run
+from projections.history.evidence_chart import FindingFacts, has_chart
+from projections.history.incident_graph import suspects_of
+from projections.history.postmortem import DURATIONS, Finding, Postmortem, Run
 from projections.scorecard import TOP, field_of
 from projections.timeline import PROGRESS
 
 if TYPE_CHECKING:
-    from projections.postmortem_figures import Figures
+    from projections.history.postmortem_figures import Figures
 
 TO_WRITE = "_To be written by the responders._"
 EVIDENCE_SHOWN = ("query", "baseline_query", "window", "value", "threshold", "link", "links")

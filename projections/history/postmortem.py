@@ -6,7 +6,7 @@
 the document says exactly what the dashboard said, and can be written from the log
 when no read model is at hand (`warroom postmortem ID` reads Kafka). It also checks
 the hash chain, so the document states whether the log it came from is intact.
-`to_json` gives the data; `projections.postmortem_markdown` renders it for people.
+`to_json` gives the data; `projections.history.postmortem_markdown` renders it for people.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 1. Rebuild: a fresh schema `<live>_r<timestamp>` is migrated and filled from offset 0
    of the events topic up to where the live schema stands (the log's end if there is
    no live schema), by segments of partitions running in parallel processes
-   (`projections.segment`). The live schema keeps serving meanwhile.
+   (`projections.replay.segment`). The live schema keeps serving meanwhile.
 2. Catch up: while the live projector goes on, the rebuilt schema follows it in rounds
    until only a little is left.
 3. Verify: each table's row count and checksum must equal the digests of an
-   independent fold of the same events (`projections.expected`, `projections.verify`).
-4. Switch (`projections.switch`): projector batches are held off, the rebuilt schema
+   independent fold of the same events (`projections.replay.expected`, `projections.replay.verify`).
+4. Switch (`projections.replay.switch`): projector batches are held off, the rebuilt schema
    is brought to exactly the live offsets and verified again, the change feed is moved
    over and the schemas are renamed, all in one transaction. The old schema is kept as
    `<live>_old<timestamp>` until `--drop-old`.
@@ -29,17 +29,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from projections import offsets
 from projections.apply import PROJECTION
-from projections.expected import Digest, ServiceTally, offsets_digest, services_digest
-from projections.log_reader import end_offsets, events_consumer, log_end
-from projections.rebuild import write_services
+from projections.replay.expected import Digest, ServiceTally, offsets_digest, services_digest
+from projections.replay.log_reader import end_offsets, events_consumer, log_end
+from projections.replay.rebuild import write_services
 from projections.schema import migrate, quote_ident
-from projections.segment import Report, Segment, SegmentProcess
-from projections.switch import (
+from projections.replay.segment import Report, Segment, SegmentProcess
+from projections.replay.switch import (
     END_REPLAY, ONE_REPLAY, SCHEMA_EXISTS, TABLE_EXISTS, abandoned_rebuilds, drop_schema, fresh_name, old_schemas,
     stop_writers, swap,
 )
-from projections.verify import Mismatch, compare_schemas, mismatches, observed, whole_rows
+from projections.replay.verify import Mismatch, compare_schemas, mismatches, observed, whole_rows
 from foundation.settings import Settings
 
 log = logging.getLogger("warroom.replay")
@@ -86,13 +87,9 @@ class ReplayOutcome:
         return self.records / self.rebuild_seconds if self.rebuild_seconds else 0.0
 
 
-LIVE_OFFSETS = "SELECT partition, next_offset FROM {s}.projection_offsets WHERE projection = $1 AND topic = $2"
-
-
 async def live_offsets(conn: asyncpg.Connection, schema: str, topic: str) -> dict[int, int]:
     """partition → next offset the live read models will apply."""
-    rows = await conn.fetch(LIVE_OFFSETS.format(s=quote_ident(schema)), PROJECTION, topic)
-    return {r["partition"]: r["next_offset"] for r in rows}
+    return await offsets.load_topic(conn, schema, PROJECTION, topic)
 
 
 async def replay(settings: Settings, *, verify_only: bool = False, drop_old: bool = False,

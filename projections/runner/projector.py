@@ -1,126 +1,37 @@
-"""The projector process: read `<prefix>.events`, apply batches to the read models.
-
-The loop only moves events: which records form a batch, where to resume, what
-to do when Kafka or PostgreSQL go away. What a batch *does* is `projections.apply`.
-
-Resuming: the truth is `projection_offsets`, written in each batch's transaction.
-On every partition assignment the consumer seeks to those offsets (or the log's
-start), so a crash at any point neither loses nor doubles a row. Kafka's own
-committed offsets are written after each batch for tools that watch group lag.
-
-A log that went back (`foundation.log_identity`: another cluster, or partitions that end
-before the offsets stored) is looked for at every assignment and every few seconds.
-Then nothing more is applied: with `projector.on_log_reset = "rebuild"` the read models
-are emptied and the new log read from its start (`projections.log_reset`), otherwise
-the projector waits until the log is the one the read models describe again.
-"""
+"""The projector: one consumer of `<prefix>.events` in the projector group, applying
+batches to the read models until stopped (see the package docstring for how it resumes
+and what it does when the log went back)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
-import random
-import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from foundation.dead_letters import Poison, dead_letter, letter_limit
-from foundation.fetching import FETCH_WAIT_MS
+from foundation.dead_letters import dead_letter, letter_limit
 from foundation.log_identity import LogProbe
 from foundation.settings import Settings
-from projections import changes, log_reset, offsets
+from projections import changes, offsets
 from projections.apply import PROJECTION, apply_batch
-from projections.logged import LoggedEvent
-from projections.rejects import decode
-from projections.schema import migrate
-from projections.switch import HOLD_OFF_SWITCH
+from projections.replay import log_reset
+from projections.runner.batch import Batch, build_batch
+from projections.runner.connections import (
+    DATABASE_ERRORS, KafkaClients, Patience, Stopped, close_db, connect_db, start_kafka,
+)
+from projections.runner.isolation import POISON_AFTER, apply_one_by_one, is_data_error
 
 log = logging.getLogger("warroom.projector")
 
-# Errors after which the connection is dropped and the batch read again from the table's offsets.
-DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-BACKOFF_MAX_S = 5.0
 PRUNE_EVERY_S = 60.0
 STOP_GRACE_S = 15.0
-DECODE_SLICE = 100
-GC_THRESHOLDS = (50_000, 20, 100)
-# A batch refused this many times for its data is applied event by event.
-POISON_AFTER = 2
 # How often the log is checked for having gone back (besides at every assignment).
 LOG_CHECK_S = 2.0
-
-
-class Stopped(Exception):
-    """Raised out of a connect/retry loop once a stop was requested."""
-
-
-class SystemicFailure(RuntimeError):
-    """Every event of a batch failed: a fault of this process or its database, not of the events."""
-
-
-def _is_data_error(err: BaseException) -> bool:
-    """Whether the events, not a server, are at fault: PostgreSQL classes 22 (data
-    exception) and 23 (integrity), or a plain Python error while folding them."""
-    if isinstance(err, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)):
-        return True
-    return not isinstance(err, (*DATABASE_ERRORS, KafkaError, SystemicFailure))
-
-
-@dataclass
-class Batch:
-    """Decoded events in log order, the offsets they take each partition to, and rejects."""
-
-    events: list[LoggedEvent] = field(default_factory=list)
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
-    # Which seek the records were read after; a batch read before the latest seek is stale.
-    generation: int = 0
-
-    def __len__(self) -> int:
-        return len(self.events) + len(self.rejected)
-
-
-def build_batch(records: dict[TopicPartition, list[ConsumerRecord]]) -> Batch:
-    """Decode fetched records, partition by partition in offset order."""
-    batch = Batch()
-    for tp in sorted(records, key=lambda tp: (tp.topic, tp.partition)):
-        _decode_into(batch, records[tp])
-        if records[tp]:
-            batch.positions[(tp.topic, tp.partition)] = records[tp][-1].offset + 1
-    return batch
-
-
-async def build_batch_cooperatively(records: dict[TopicPartition, list[ConsumerRecord]]) -> Batch:
-    """`build_batch`, yielding to the event loop every few hundred records so the
-    batch being applied can go on with its next statement as soon as PostgreSQL answers."""
-    batch = Batch()
-    for tp in sorted(records, key=lambda tp: (tp.topic, tp.partition)):
-        recs = records[tp]
-        for start in range(0, len(recs), DECODE_SLICE):
-            _decode_into(batch, recs[start:start + DECODE_SLICE])
-            await asyncio.sleep(0)
-        if recs:
-            batch.positions[(tp.topic, tp.partition)] = recs[-1].offset + 1
-    return batch
-
-
-def _decode_into(batch: Batch, records: list[ConsumerRecord]) -> None:
-    for record in records:
-        try:
-            event = decode(record.value)
-        except Poison as err:
-            batch.rejected.append((record, err.reason))
-        else:
-            batch.events.append(LoggedEvent(event, record.partition, record.offset, record.topic,
-                                            record=record))
 
 
 class _Seeker(ConsumerRebalanceListener):
@@ -161,6 +72,8 @@ class Projector:
         self._generation = 0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self._patience = Patience(self._stopping)
+        self._kafka: KafkaClients | None = None
         self._last_prune = time.monotonic()
         self._next_log_check = 0.0
         self._epoch: int | None = None
@@ -229,7 +142,7 @@ class Projector:
                         await self._check_log()
                     if self.log_problem is not None:
                         prefetch = await _discard(prefetch)
-                        await self._pause(self._next_log_check - time.monotonic())
+                        await self._patience.pause(self._next_log_check - time.monotonic())
                         continue
                     if self._rewind:
                         prefetch = await _discard(prefetch)
@@ -253,13 +166,13 @@ class Projector:
                         log.warning("Kafka error, retrying: %r", err)
                         if failures % 5 == 0:
                             await self._restart_kafka()
-                    elif _is_data_error(err):
+                    elif is_data_error(err):
                         refused += 1
                         log.exception("a batch failed on its data (attempt %d); retrying", refused)
                     else:
                         log.warning("PostgreSQL error, reconnecting and re-reading from stored offsets: %r", err)
                         await self._close_db()
-                    await self._backoff(failures)
+                    await self._patience.backoff(failures)
         except Stopped:
             pass
         finally:
@@ -281,7 +194,7 @@ class Projector:
             for tp, recs in more.items():
                 records.setdefault(tp, []).extend(recs)
                 count += len(recs)
-        batch = await build_batch_cooperatively(records)
+        batch = await build_batch(records)
         batch.generation = generation
         return batch
 
@@ -309,34 +222,14 @@ class Projector:
         return True
 
     async def _apply_one_by_one(self, batch: Batch) -> bool:
-        """After a batch failed on its data more than once: apply it event by event, each
-        under a savepoint, and dead-letter the events that cannot be applied, so one bad
-        event cannot stall the log. If every event fails the fault is ours, not the
-        events': nothing is dead-lettered and the error is raised."""
+        """After a batch failed on its data more than once: `isolation.apply_one_by_one`."""
         log.warning("applying a batch of %d event(s) one by one to isolate a bad one", len(batch))
         async with self._db_lock:
             if batch.generation != self._generation:
                 self._rewind = True
                 return False
-            conn = self._require_db()
-            refused: list[tuple[ConsumerRecord, str]] = []
-            async with conn.transaction():
-                # Held to commit: a savepoint rolled back below releases only its own hold.
-                await conn.execute(HOLD_OFF_SWITCH, self.schema)
-                for item in batch.events:
-                    position = {(item.topic, item.partition): item.offset + 1}
-                    try:
-                        result = await apply_batch(conn, self.schema, [item], position, projection=self.projection)
-                        self.applied += result.applied
-                    except Exception as err:  # noqa: BLE001
-                        if not _is_data_error(err):
-                            raise
-                        log.exception("%s[%d]@%d cannot be applied", item.topic, item.partition, item.offset)
-                        refused.append((item.record, f"cannot be applied: {type(err).__name__}: {err}"))
-                if len(refused) == len(batch.events) > 1:
-                    raise SystemicFailure(f"all {len(refused)} events of the batch failed; not dead-lettering")
-                await self._dead_letter(batch.rejected + refused)
-                await apply_batch(conn, self.schema, [], batch.positions, projection=self.projection)
+            self.applied += await apply_one_by_one(self._require_db(), self.schema, self.projection, batch,
+                                                   self._dead_letter)
         await self._commit_kafka(batch.positions)
         return True
 
@@ -457,88 +350,27 @@ class Projector:
         return self._conn
 
     async def _connect_db(self) -> None:
-        pg = self.settings.postgres
-        attempt = 0
-        while True:
-            if self._stopping.is_set():
-                raise Stopped
-            try:
-                conn = await asyncpg.connect(pg.dsn, timeout=pg.connect_timeout_s)
-                await migrate(conn, self.schema)
-                self._conn = conn
-                return
-            except DATABASE_ERRORS as err:
-                attempt += 1
-                log.warning("PostgreSQL not available (%r), retrying", err)
-                await self._backoff(attempt)
+        self._conn = await connect_db(self.settings, self.schema, self._patience)
 
     async def _close_db(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 5)
-            if not conn.is_closed():
-                conn.terminate()
+        await close_db(conn)
 
     async def _start_kafka(self) -> None:
-        k = self.settings.kafka
-        attempt = 0
-        while True:
-            if self._stopping.is_set():
-                raise Stopped
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=k.bootstrap,
-                client_id=f"{k.client_id}-projector",
-                group_id=self.settings.projector.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                request_timeout_ms=int(k.request_timeout_s * 1000),
-                fetch_max_wait_ms=FETCH_WAIT_MS,  # as the worker's: Tansu answers a fetch only then
-            )
-            producer = AIOKafkaProducer(
-                bootstrap_servers=k.bootstrap,
-                client_id=f"{k.client_id}-projector",
-                enable_idempotence=k.idempotent_producer,
-                acks="all",
-                max_request_size=k.max_message_bytes,
-                request_timeout_ms=int(k.request_timeout_s * 1000),
-            )
-            probe = LogProbe(k, "projector-log-check")
-            try:
-                await consumer.start()
-                await producer.start()
-                await probe.start()
-                self._consumer, self._producer, self._probe = consumer, producer, probe
-                consumer.subscribe([self.topic], listener=_Seeker(self))
-                return
-            except (KafkaError, OSError) as err:
-                attempt += 1
-                for client in (consumer, producer, probe):
-                    with contextlib.suppress(Exception):
-                        await client.stop()
-                log.warning("Kafka at %s not available (%r), retrying", k.bootstrap, err)
-                await self._backoff(attempt)
+        clients = await start_kafka(self.settings, self._patience)
+        self._consumer, self._producer, self._probe = clients.consumer, clients.producer, clients.probe
+        self._kafka = clients
+        clients.consumer.subscribe([self.topic], listener=_Seeker(self))
 
     async def _stop_kafka(self) -> None:
-        consumer, producer, probe = self._consumer, self._producer, self._probe
+        clients, self._kafka = self._kafka, None
         self._consumer = self._producer = self._probe = None
-        for client in (consumer, producer, probe):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.stop(), 10)
+        if clients is not None:
+            await clients.stop()
 
     async def _restart_kafka(self) -> None:
         await self._stop_kafka()
         await self._start_kafka()
-
-    async def _backoff(self, attempt: int) -> None:
-        await self._pause(min(BACKOFF_MAX_S, 0.1 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))
-
-    async def _pause(self, seconds: float) -> None:
-        """Wait `seconds`, or less if a stop is requested."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), max(0.0, seconds))
 
 
 async def _discard(task: asyncio.Task | None) -> None:
@@ -547,35 +379,3 @@ async def _discard(task: asyncio.Task | None) -> None:
         task.cancel()
         await asyncio.wait([task])
     return None
-
-
-def tune_gc() -> None:
-    """Collect cycles rarely: a batch allocates hundreds of thousands of short-lived,
-    acyclic objects (freed by reference counting), and with CPython's default
-    thresholds the cyclic collector ran so often it cost more than decoding.
-    Objects alive at startup are frozen out of every collection."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def run(settings: Settings) -> None:
-    """Run a projector until SIGTERM or SIGINT, then stop cleanly (`warroom projector`).
-
-    Waits for PostgreSQL and Kafka as long as it takes; raises if the loop dies.
-    """
-    tune_gc()
-    projector = Projector(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, projector.request_stop)
-    try:
-        await projector.start()
-    except Stopped:
-        await projector.stop()
-        return
-    log.info("projecting %s into schema %s", projector.topic, projector.schema)
-    try:
-        await projector.wait()
-    finally:
-        await projector.stop()

@@ -13,10 +13,10 @@ PostgreSQL differs.
 Exactly like the projector: the first record of an (incident_id, version) wins and
 later repeats are skipped; the first `NoteAdded` / `FindingRecorded` of an id wins;
 records that are not events only move the position (the live projector dead-lettered
-them). Decoding is the caller's (`projections.decoding`).
+them). Decoding is the caller's (`projections.replay.decoding`).
 
 The change feed is not rebuilt here: change ids are delivery positions in commit
-order, not a fold of the log, and `projections.switch` carries the live feed over.
+order, not a fold of the log, and `projections.replay.switch` carries the live feed over.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from uuid import UUID
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 
-from projections import alerts, correlation, incidents, notifications, offsets, scorecard, services, timeline
+from contracts.events import SILENCE_EVENT_TYPES
+from projections import alerts, correlation, incidents, notifications, offsets, scorecard, services, silences, timeline
 from projections.apply import PROJECTION
 from contracts.events import EventEnvelope
-from projections.decoding import DecodedEvent
+from projections.replay.decoding import DecodedEvent
 from projections.logged import LoggedEvent, to_json
 from projections.rows import column_arrays
-from projections.schema import qualified
+from projections.rows import qualified
 
 TIMELINE_COLUMNS = ("incident_id", "version", "event_id", "type", "occurred_at", "recorded_at",
                     "actor", "summary", "data", "kafka_partition", "kafka_offset")
@@ -71,6 +72,7 @@ class Rebuild:
         self._notes: list[tuple] = []
         self._findings: list[tuple] = []
         self._notifications: list[tuple] = []
+        self._silence_events: list[LoggedEvent] = []  # few: applied with the projector's own statements
         # Folded rows changed since they were last written, and rows written at least once
         # (the first write of a row is a COPY, a later one an upsert).
         self._dirty: dict[str, set] = {table: set() for table in FOLDED}
@@ -158,6 +160,8 @@ class Rebuild:
 
         elif kind in notifications.NOTIFICATION_EVENTS:
             self._notifications.append(notifications.row(item))
+        elif kind in SILENCE_EVENT_TYPES:
+            self._silence_events.append(item)
 
     def _actor(self, actor: Any) -> str:
         # A log has few actors and each acts many times: encode each one once.
@@ -175,20 +179,24 @@ class Rebuild:
         return len(self._timeline)
 
     def take(self) -> tuple[list[tuple], ...]:
-        """The staged timeline, note, finding and notification rows, handed over for `copy`."""
-        staged = self._timeline, self._notes, self._findings, self._notifications
+        """The staged timeline, note, finding and notification rows and silence events, handed
+        over for `copy`."""
+        staged = self._timeline, self._notes, self._findings, self._notifications, self._silence_events
         self._timeline, self._notes, self._findings, self._notifications = [], [], [], []
+        self._silence_events = []
         return staged
 
     async def copy(self, conn: asyncpg.Connection, staged: tuple[list[tuple], ...]) -> None:
         """COPY rows taken with `take` into the schema's append-only tables."""
-        rows_timeline, rows_notes, rows_findings, rows_notifications = staged
+        rows_timeline, rows_notes, rows_findings, rows_notifications, silence_events = staged
         for table, columns, rows in (("timeline", TIMELINE_COLUMNS, rows_timeline),
                                      ("notes", NOTE_COLUMNS, rows_notes),
                                      ("findings", FINDING_COLUMNS, rows_findings),
                                      ("notifications", notifications.COLUMNS, rows_notifications)):
             if rows:
                 await conn.copy_records_to_table(table, schema_name=self.schema, columns=columns, records=rows)
+        # In log order, after the timeline of the same events: as the live projector applies them.
+        await silences.apply_batch(conn, self.schema, silence_events)
 
     async def finish(self, conn: asyncpg.Connection) -> None:
         """Write everything not yet written (staged rows, folded rows changed since the
