@@ -17,6 +17,15 @@ from contracts.common import Message
 MatcherOp = Literal["=", "!=", "=~", "!~"]
 
 
+def check_regex(op: str, value: str) -> None:
+    """Raise ValueError when `op` compares by regular expression and `value` is not one."""
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"value is not a valid regular expression: {err}") from None
+
+
 class Matcher(Message):
     label: str = Field(min_length=1, max_length=200)
     op: MatcherOp
@@ -31,11 +40,7 @@ class Matcher(Message):
 
     @model_validator(mode="after")
     def _compiles(self) -> Matcher:
-        if self.op in ("=~", "!~"):
-            try:
-                re.compile(self.value)
-            except re.error as err:
-                raise ValueError(f"value is not a valid regular expression: {err}") from None
+        check_regex(self.op, self.value)
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:

@@ -31,7 +31,8 @@ from uuid import UUID
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import CommandBase, CommandOutcome
@@ -52,6 +53,31 @@ SELECT_STREAM_VERSION = """
 select coalesce((select version from incidents where id = $1),
                 (select version from silences where silence_id = $1)) as version
 """
+
+
+class CommandPending(BaseModel):
+    """The outcome could not be told in time; the command may still take effect."""
+
+    command_id: UUID
+    id: UUID = Field(description="the incident or silence the command is for")
+    detail: str = "the command was sent but its outcome is not known yet; watch the stream or retry the read"
+
+
+
+PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
+"""The 202 answer of a command route, for its `responses`."""
+
+
+async def decided(bus: CommandBus, command: CommandBase, location: str) -> CommandOutcome | JSONResponse:
+    """The accepted outcome of `command`; a 202 (pointing at `location`) when it is not known
+    in time; a rejection raises its problem."""
+    outcome = await bus.send(command)
+    if outcome is None:
+        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
+        return JSONResponse(pending.model_dump(mode="json"), status_code=202, headers={"Location": location})
+    if not outcome.accepted:
+        raise rejection(outcome)
+    return outcome
 
 
 def rejection(outcome: CommandOutcome) -> Problem:

@@ -24,7 +24,7 @@ from contracts.commands import (
 from gateway import cursor
 from gateway.auth import Responder, Viewer
 from gateway.changes import ChangeFeed
-from gateway.commands import CommandBus, rejection
+from gateway.commands import PENDING, CommandBus, decided
 from gateway.deps import BusDep, EventLogDep, FeedDep, PoolDep, SettingsDep
 from gateway.eventlog import EventNotInLog
 from gateway.fields import MAX_INT4, Name, text
@@ -34,7 +34,6 @@ from gateway.incidents.schemas import (
     ChangeSeverityBody,
     ChangeStatusBody,
     CommandAccepted,
-    CommandPending,
     CorrelationRequested,
     CorrelationRun,
     Durations,
@@ -66,7 +65,6 @@ IdempotencyKey = Annotated[
 
 COMMAND_ERRORS = documented(401, 403, 404, 409, 422, 503)
 QUERY_ERRORS = documented(401, 403, 404, 422, 503)
-PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
 
 
 # -- commands ------------------------------------------------------------------------
@@ -78,14 +76,7 @@ def _now() -> datetime:
 
 async def _decide(bus: CommandBus, command: CommandBase) -> CommandOutcome | JSONResponse:
     """The accepted outcome, a 202 response when it is not known in time; rejections raise."""
-    outcome = await bus.send(command)
-    if outcome is None:
-        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
-        return JSONResponse(pending.model_dump(mode="json"), status_code=202,
-                            headers={"Location": f"{BASE}/{command.incident_id}"})
-    if not outcome.accepted:
-        raise rejection(outcome)
-    return outcome
+    return await decided(bus, command, f"{BASE}/{command.incident_id}")
 
 
 def _accepted(outcome: CommandOutcome) -> CommandAccepted:

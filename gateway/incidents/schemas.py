@@ -74,14 +74,6 @@ class NoteAccepted(CommandAccepted):
     note_id: UUID
 
 
-class CommandPending(BaseModel):
-    """The outcome could not be told in time; the command may still take effect."""
-
-    command_id: UUID
-    id: UUID = Field(description="the incident the command is for")
-    detail: str = "the command was sent but its outcome is not known yet; watch the stream or retry the read"
-
-
 class CorrelationRequested(BaseModel):
     run_id: UUID
     command_id: UUID

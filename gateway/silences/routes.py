@@ -15,10 +15,9 @@ from contracts.commands import CreateSilence, ExpireSilence
 from contracts.silences import Matcher
 from foundation.maintenance import MaintenanceWindow, window_stream
 from gateway.auth import Responder, Viewer
-from gateway.commands import CommandBus, rejection
+from gateway.commands import PENDING, CommandBus, decided
 from gateway.deps import BusDep, PoolDep, SettingsDep
 from gateway.fields import text
-from gateway.incidents.schemas import CommandPending
 from gateway.problems import Problem, documented
 from gateway.silences import queries
 from gateway.silences.schemas import CreateSilenceBody, Silence, SilenceCreatedAnswer, SilencedAlert, SilenceList
@@ -35,18 +34,10 @@ IdempotencyKey = Annotated[
     text(1, 200) | None,
     Header(alias="Idempotency-Key", description="same key → same silence; it is created once"),
 ]
-PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
 
 
 async def _decide(bus: CommandBus, command: CreateSilence | ExpireSilence) -> Any:
-    outcome = await bus.send(command)
-    if outcome is None:
-        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
-        return JSONResponse(pending.model_dump(mode="json"), status_code=202,
-                            headers={"Location": f"{BASE}/{command.incident_id}"})
-    if not outcome.accepted:
-        raise rejection(outcome)
-    return outcome
+    return await decided(bus, command, f"{BASE}/{command.incident_id}")
 
 
 @router.post(BASE, status_code=201, response_model=SilenceCreatedAnswer,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from contracts.silences import MatcherOp
+from contracts.silences import MatcherOp, check_regex
 from gateway.fields import Instant, LongText, text
 
 
@@ -25,11 +24,7 @@ class MatcherBody(BaseModel):
 
     @model_validator(mode="after")
     def _compiles(self) -> MatcherBody:
-        if self.op in ("=~", "!~"):
-            try:
-                re.compile(self.value)
-            except re.error as err:
-                raise ValueError(f"value is not a valid regular expression: {err}") from None
+        check_regex(self.op, self.value)
         return self
 
 
