@@ -15,12 +15,10 @@ from pydantic import Field, field_validator, model_validator
 from contracts.common import Message
 
 MatcherOp = Literal["=", "!=", "=~", "!~"]
-LABEL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-"""What a label name may be (Prometheus's rule)."""
 
 
-def check_value(op: MatcherOp, value: str) -> None:
-    """Raise ValueError, saying why, when a regex matcher's value is not a regular expression."""
+def check_regex(op: str, value: str) -> None:
+    """Raise ValueError when `op` compares by regular expression and `value` is not one."""
     if op in ("=~", "!~"):
         try:
             re.compile(value)
@@ -36,13 +34,13 @@ class Matcher(Message):
     @field_validator("label")
     @classmethod
     def _label_name(cls, label: str) -> str:
-        if not re.fullmatch(LABEL_NAME, label):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", label):
             raise ValueError("a label name is letters, digits and underscores, not starting with a digit")
         return label
 
     @model_validator(mode="after")
     def _compiles(self) -> Matcher:
-        check_value(self.op, self.value)
+        check_regex(self.op, self.value)
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:

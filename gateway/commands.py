@@ -55,6 +55,31 @@ select coalesce((select version from incidents where id = $1),
 """
 
 
+class CommandPending(BaseModel):
+    """The outcome could not be told in time; the command may still take effect."""
+
+    command_id: UUID
+    id: UUID = Field(description="the incident or silence the command is for")
+    detail: str = "the command was sent but its outcome is not known yet; watch the stream or retry the read"
+
+
+
+PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
+"""The 202 answer of a command route, for its `responses`."""
+
+
+async def decided(bus: CommandBus, command: CommandBase, location: str) -> CommandOutcome | JSONResponse:
+    """The accepted outcome of `command`; a 202 (pointing at `location`) when it is not known
+    in time; a rejection raises its problem."""
+    outcome = await bus.send(command)
+    if outcome is None:
+        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
+        return JSONResponse(pending.model_dump(mode="json"), status_code=202, headers={"Location": location})
+    if not outcome.accepted:
+        raise rejection(outcome)
+    return outcome
+
+
 def rejection(outcome: CommandOutcome) -> Problem:
     """The problem answering a command the decider refused."""
     detail = outcome.detail or (outcome.code or "rejected").replace("_", " ")
@@ -64,31 +89,6 @@ def rejection(outcome: CommandOutcome) -> Problem:
         return Problem.invalid(outcome.field or "body", detail)
     return Problem(409, outcome.code or "invalid_transition", detail,
                    current_status=outcome.status, current_version=outcome.version)
-
-
-class CommandPending(BaseModel):
-    """The outcome could not be told in time; the command may still take effect."""
-
-    command_id: UUID
-    id: UUID = Field(description="the incident (or silence) the command is for")
-    detail: str = "the command was sent but its outcome is not known yet; watch the stream or retry the read"
-
-
-PENDING = {202: {"model": CommandPending, "description": "outcome not known in time"}}
-"""The 202 answer of every route that sends a command, for its OpenAPI responses."""
-
-
-async def decided(bus: CommandBus, command: CommandBase, base: str) -> CommandOutcome | JSONResponse:
-    """The accepted outcome of `command`; a 202 response pointing at `base`/its stream when
-    the outcome is not known in time. Rejections raise their problem."""
-    outcome = await bus.send(command)
-    if outcome is None:
-        pending = CommandPending(command_id=command.command_id, id=command.incident_id)
-        return JSONResponse(pending.model_dump(mode="json"), status_code=202,
-                            headers={"Location": f"{base}/{command.incident_id}"})
-    if not outcome.accepted:
-        raise rejection(outcome)
-    return outcome
 
 
 class CommandNotSent(Problem):

@@ -67,6 +67,7 @@ from streams.partition import (
 log = logging.getLogger(__name__)
 
 BATCH_WAIT_S = 0.01  # bounds the latency a lone alert pays for batching
+CATCH_UP_S = 5.0  # the longest a batch waits for the silences to be read up to date
 
 GROUP_STATE = "warroom.intake-group"
 WATCHED_STATE = "warroom.intake-watched"
@@ -186,7 +187,8 @@ class IntakeStep:
         self.commands_topic = streams.settings.topics.name("commands")
         self.partitions = streams.settings.topics.partitions
         self.silences = SilenceBook(streams.settings)
-        self.catch_up_s = streams.settings.kafka.request_timeout_s
+        # Bounded: a silences partition that cannot be read must not hold alerts up for long.
+        self.catch_up_s = min(CATCH_UP_S, streams.settings.kafka.request_timeout_s)
 
     async def prepare(self) -> None:
         # Every silence answered before this batch's alerts were sent is known before they are read.

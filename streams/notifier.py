@@ -91,6 +91,8 @@ class Notifier:
         partitions = list(partitions)
         if not partitions:
             return
+        log.info("assigned partition(s) %s: reading them from the start to recompute what is owed",
+                 ", ".join(str(tp.partition) for tp in sorted(partitions)))
         ends = await self._consumer.end_offsets(partitions)
         for tp in partitions:
             self._pagers[tp.partition] = {}

@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from contracts import CommandOutcome, Severity, Status
+from contracts import CommandBase, CommandOutcome, Severity, Status
 from contracts.commands import (
     AcknowledgeIncident,
     AddNote,
@@ -24,7 +24,7 @@ from contracts.commands import (
 from gateway import cursor
 from gateway.auth import Responder, Viewer
 from gateway.changes import ChangeFeed
-from gateway.commands import PENDING, decided
+from gateway.commands import PENDING, CommandBus, decided
 from gateway.deps import BusDep, EventLogDep, FeedDep, PoolDep, SettingsDep
 from gateway.eventlog import EventNotInLog
 from gateway.fields import MAX_INT4, Name, text
@@ -74,6 +74,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _decide(bus: CommandBus, command: CommandBase) -> CommandOutcome | JSONResponse:
+    """The accepted outcome, a 202 response when it is not known in time; rejections raise."""
+    return await decided(bus, command, f"{BASE}/{command.incident_id}")
+
+
 def _accepted(outcome: CommandOutcome) -> CommandAccepted:
     return CommandAccepted(id=outcome.incident_id, status=outcome.status, version=outcome.version)
 
@@ -89,7 +94,7 @@ async def open_incident(
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         idempotency_key=idempotency_key, **body.model_dump(),
     )
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     if isinstance(outcome, JSONResponse):
         return outcome
     response.headers["Location"] = f"/v1/incidents/{incident_id}"
@@ -102,7 +107,7 @@ async def open_incident(
              responses={**COMMAND_ERRORS, **PENDING}, summary="Acknowledge an incident")
 async def acknowledge(incident_id: IncidentId, user: Responder, bus: BusDep) -> Any:
     command = AcknowledgeIncident(command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now())
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -113,7 +118,7 @@ async def change_status(incident_id: IncidentId, body: ChangeStatusBody, user: R
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         to=body.to, reason=body.reason, expected_version=body.expected_version,
     )
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -124,7 +129,7 @@ async def change_severity(incident_id: IncidentId, body: ChangeSeverityBody, use
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         severity=body.severity, reason=body.reason, expected_version=body.expected_version,
     )
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -135,7 +140,7 @@ async def add_note(incident_id: IncidentId, body: AddNoteBody, user: Responder, 
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         note_id=uuid4(), text=body.text,
     )
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     if isinstance(outcome, JSONResponse):
         return outcome
     return NoteAccepted(id=outcome.incident_id, status=outcome.status, version=outcome.version,
@@ -151,7 +156,7 @@ async def confirm_root_cause(incident_id: IncidentId, body: RootCauseBody, user:
         command_id=uuid4(), incident_id=incident_id, actor=user.actor, issued_at=_now(),
         service=body.service, signal=body.signal, note=body.note,
     )
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     return outcome if isinstance(outcome, JSONResponse) else _accepted(outcome)
 
 
@@ -164,7 +169,7 @@ async def start_correlation(incident_id: IncidentId, user: Responder, bus: BusDe
     )
     # Rejections raise; accepted or not yet known, the run is requested and its progress is
     # on the stream and at GET .../correlation.
-    await decided(bus, command, BASE)
+    await _decide(bus, command)
     return CorrelationRequested(run_id=command.run_id, command_id=command.command_id)
 
 

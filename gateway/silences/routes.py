@@ -15,7 +15,7 @@ from contracts.commands import CreateSilence, ExpireSilence
 from contracts.silences import Matcher
 from foundation.maintenance import MaintenanceWindow, window_stream
 from gateway.auth import Responder, Viewer
-from gateway.commands import PENDING, decided
+from gateway.commands import PENDING, CommandBus, decided
 from gateway.deps import BusDep, PoolDep, SettingsDep
 from gateway.fields import text
 from gateway.problems import Problem, documented
@@ -36,6 +36,10 @@ IdempotencyKey = Annotated[
 ]
 
 
+async def _decide(bus: CommandBus, command: CreateSilence | ExpireSilence) -> Any:
+    return await decided(bus, command, f"{BASE}/{command.incident_id}")
+
+
 @router.post(BASE, status_code=201, response_model=SilenceCreatedAnswer,
              responses={**documented(401, 403, 422, 503), **PENDING}, summary="Create a silence")
 async def create_silence(body: CreateSilenceBody, user: Responder, bus: BusDep, response: Response,
@@ -52,7 +56,7 @@ async def create_silence(body: CreateSilenceBody, user: Responder, bus: BusDep, 
         command_id=uuid4(), incident_id=silence_id, actor=user.actor, issued_at=now,
         idempotency_key=idempotency_key, starts_at=starts_at, ends_at=body.ends_at, comment=body.comment,
         matchers=[Matcher(**m.model_dump()) for m in body.matchers])
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     if isinstance(outcome, JSONResponse):
         return outcome
     response.headers["Location"] = f"{BASE}/{silence_id}"
@@ -66,7 +70,7 @@ async def expire_silence(silence_id: SilenceId, user: Responder, bus: BusDep) ->
     that is over changes nothing. Maintenance windows are changed in settings."""
     command = ExpireSilence(command_id=uuid4(), incident_id=silence_id, actor=user.actor,
                             issued_at=datetime.now(UTC))
-    outcome = await decided(bus, command, BASE)
+    outcome = await _decide(bus, command)
     if isinstance(outcome, JSONResponse):
         return outcome
     return SilenceCreatedAnswer(id=silence_id, version=outcome.version)

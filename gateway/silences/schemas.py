@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from contracts.silences import LABEL_NAME, MatcherOp, check_value
-from gateway.fields import Instant, LongText, Name, Reason, text
+from contracts.silences import MatcherOp, check_regex
+from gateway.fields import Instant, LongText, text
 
 
 class MatcherBody(BaseModel):
@@ -18,13 +18,13 @@ class MatcherBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: Annotated[Name, Field(pattern=f"^{LABEL_NAME}$")]
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     op: MatcherOp
     value: text(0, 1_000)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _compiles(self) -> MatcherBody:
-        check_value(self.op, self.value)
+        check_regex(self.op, self.value)
         return self
 
 
@@ -35,12 +35,6 @@ class CreateSilenceBody(BaseModel):
     starts_at: Instant | None = Field(default=None, description="default: now")
     ends_at: Instant
     comment: LongText
-
-
-class ExpireSilenceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Reason | None = None
 
 
 class SilenceCreatedAnswer(BaseModel):

@@ -8,6 +8,7 @@ and a schema of their own, and returns once a command has made it all the way th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -75,6 +76,10 @@ class Stack:
         return "\n".join(f"--- {s.name} ---\n{log_tail(s.log_path)}" for s in self.processes.values())
 
 
+MAINTENANCE_WINDOW = {"name": "always-e2e", "matchers": [{"label": "service", "op": "=", "value": "maintained-e2e"}],
+                      "start": "00:00", "duration_m": 1440, "comment": "every day, all day"}
+
+
 def stack_env(kafka_bootstrap: str, postgres_dsn: str, prefix: str, schema: str, data_dir: Path,
               gateway_port: int, **extra: str) -> dict[str, str]:
     """The environment that points every Warroom process at these servers (WARROOM_*)."""
@@ -95,6 +100,8 @@ def stack_env(kafka_bootstrap: str, postgres_dsn: str, prefix: str, schema: str,
         "WARROOM_CORRELATION__ON_OPEN": "false",
         "WARROOM_WORKER__WEB_PORT": str(free_port()),
         "WARROOM_PROJECTOR__GROUP_ID": f"{prefix}-projector",
+        # Always open, for one service no other test uses (tests/e2e/test_silences.py).
+        "WARROOM_SILENCES__MAINTENANCE": json.dumps([MAINTENANCE_WINDOW]),
     })
     env.update(extra)
     return env

@@ -8,6 +8,7 @@ says so, resumes from its last event and misses nothing. Screenshots go to artif
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -40,6 +41,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = REPO_ROOT / "artifacts"
 VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen
 NARROW = {"width": 1280, "height": 900}  # a smaller laptop
+LAPTOP = {"width": 1366, "height": 768}  # the commonest laptop screen
 
 LIVE_MS = 2000  # a change shows up on an open page within this
 SETTLE_MS = 15_000  # the page's own round trips, where no latency promise is made
@@ -602,8 +604,8 @@ async def test_a_reset_refetches_and_follows_from_the_newest_position(stack: Sta
 # -- a gateway restart under an open page ----------------------------------------------------
 
 
-async def start_gateway(stack: Stack, name: str, port: int) -> None:
-    server = stack.start(name, "gateway", env={"WARROOM_GATEWAY__PORT": str(port)})
+async def start_gateway(stack: Stack, name: str, port: int, env: dict[str, str] | None = None) -> None:
+    server = stack.start(name, "gateway", env={"WARROOM_GATEWAY__PORT": str(port), **(env or {})})
 
     async def ready() -> bool:
         assert server.alive(), server.log_tail()
@@ -713,3 +715,115 @@ async def expect_everything_shown(dashboard: Dashboard, api: httpx.AsyncClient, 
     await expect(shown).to_have_count(len(timeline))
     assert sorted(int(v) for v in await shown.evaluate_all("els => els.map(e => e.dataset.version)")) == \
         [entry["version"] for entry in timeline]
+
+
+# -- silences ------------------------------------------------------------------------------------
+
+
+async def test_a_responder_silences_alerts_from_the_page(stack: Stack, dashboard: Dashboard) -> None:
+    """#/silences lists silences and maintenance windows; a responder creates a silence with
+    the form (a refusal names the field), sees what it swallows arrive live, and expires it.
+    The page's gateway has a maintenance window in its settings, listed and not expirable."""
+    service = unique("quiet")
+    window = {"name": f"nightly-{service}", "matchers": [{"label": "service", "op": "=", "value": f"{service}-db"}],
+              "start": "02:00", "duration_m": 60, "comment": "backups of the primary"}
+    name, port = "gateway-silences", free_port()
+    await start_gateway(stack, name, port, {"WARROOM_SILENCES__MAINTENANCE": json.dumps([window])})
+    dashboard.base_url = f"http://127.0.0.1:{port}"
+    page = dashboard.page
+    await page.set_viewport_size(LAPTOP)
+    try:
+        await dashboard.sign_in(stack.token("responder", sub="sol"))
+        await page.get_by_role("link", name="Silences").click()
+        await expect(page).to_have_url(re.compile("#/silences$"))
+        silences = page.locator("#silences")
+        await expect(silences.get_by_role("heading", name="Silences", exact=True)).to_be_focused()
+        await expect(page.locator("#view-silences")).to_have_attribute("aria-current", "page")
+        await expect(dashboard.incident).to_be_hidden()
+        shown_window = silences.locator('li[data-kind="maintenance"]').filter(has_text=window["name"])
+        await expect(shown_window).to_be_visible(timeout=SETTLE_MS)
+        await expect(shown_window.locator(".matchers code")).to_have_text(f'service = "{service}-db"')
+        await expect(shown_window).to_contain_text("backups of the primary")
+        await expect(shown_window.get_by_role("button")).to_have_count(0)  # changed in settings, not here
+        await page.evaluate("window.__notReloaded = true")
+
+        # A regular expression the gateway cannot compile: refused, naming the matcher.
+        await page.get_by_label("Matcher 1 Label").fill("service")
+        await page.get_by_label("Matcher 1 Op").select_option("=~")
+        await page.get_by_label("Matcher 1 Value").fill("db(")
+        await page.get_by_label("Comment").fill("disk migration on db-3")
+        await page.get_by_role("button", name="Create silence").click()
+        refused = silences.get_by_role("alert").filter(has_text="The silence was not created")
+        await expect(refused).to_contain_text("matchers.0", timeout=SETTLE_MS)
+        await expect(page.get_by_label("Matcher 1 Value")).to_have_attribute("aria-invalid", "true")
+
+        # Corrected, with a second matcher and an explicit end (the form offers four hours from now).
+        await page.get_by_label("Matcher 1 Op").select_option("=")
+        await page.get_by_label("Matcher 1 Value").fill(service)
+        await page.get_by_role("button", name="Add matcher").click()
+        await expect(page.get_by_label("Matcher 2 Label")).to_be_focused()
+        await page.get_by_label("Matcher 2 Label").fill("alertname")
+        await page.get_by_label("Matcher 2 Op").select_option("=~")
+        await page.get_by_label("Matcher 2 Value").fill("Disk.*")
+        await page.get_by_label("Lasts").select_option("at")
+        await expect(page.get_by_label("Ends at")).not_to_have_value("")
+        asked_at = datetime.now(UTC)
+        await page.get_by_role("button", name="Create silence").click()
+        mine = silences.locator('li[data-kind="silence"]').filter(has_text=f'service = "{service}"')
+        await expect(mine).to_have_attribute("data-state", "active", timeout=SETTLE_MS)
+        await expect(silences.get_by_role("status").filter(has_text="created")).to_be_visible()
+        await expect(page.get_by_label("Matcher 1 Label")).to_have_value("")  # ready for the next one
+        await expect(page.get_by_label("Matcher 2 Label")).to_have_count(0)
+        await expect(mine.locator(".matchers code")).to_have_text([f'service = "{service}"', 'alertname =~ "Disk.*"'])
+        await expect(mine.locator("[data-swallowed]")).to_have_text("0 alerts swallowed")
+        silence = await mine.get_attribute("data-silence-id")
+
+        async with stack.client("responder", sub="api") as api, stack.client("ingest", sub="pager") as ingest:
+            stored = (await api.get(f"/v1/silences/{silence}")).json()
+            assert (stored["created_by"], stored["comment"]) == ("sol", "disk migration on db-3")
+            assert stored["matchers"] == [{"label": "service", "op": "=", "value": service},
+                                          {"label": "alertname", "op": "=~", "value": "Disk.*"}]
+            # The end chosen in the browser's own time is the instant the gateway stores.
+            ends = datetime.fromisoformat(stored["ends_at"])
+            assert abs(ends - (asked_at + timedelta(hours=4))) < timedelta(minutes=2), (ends, asked_at)
+
+            # An alert it matches is swallowed; the count and the alert arrive by the stream.
+            disk = {"status": "firing", "labels": {"alertname": "DiskFull", "service": service, "severity": "critical"},
+                    "starts_at": datetime.now(UTC).isoformat()}
+            assert (await ingest.post("/v1/alerts", json=disk)).status_code == 202
+            await expect(mine.locator("[data-swallowed]")).to_have_text("1 alert swallowed", timeout=RESTART_S * 1000)
+            await expect(mine.locator(".swallowed-list li")).to_have_count(1)
+            await expect(mine.locator(".swallowed-list li")).to_contain_text("DiskFull")
+            assert await page.evaluate("window.__notReloaded === true")
+            assert await unlabelled_controls(page) == []
+            print(f"screenshot: {await dashboard.screenshot('silences.png')}")
+
+            # Expired from the page: it leaves the list, and shows again among the expired ones.
+            await mine.get_by_role("button", name=re.compile(r"^Expire silence service = ")).click()
+            await expect(mine).to_have_count(0, timeout=SETTLE_MS)
+            await expect(silences.locator("#silences-api-title")).to_be_focused()  # not lost with the button
+            await expect(silences.get_by_role("status").filter(has_text="expired")).to_be_visible()
+            stored = (await api.get(f"/v1/silences/{silence}")).json()
+            assert (stored["state"], stored["expired_by"]) == ("expired", "sol")
+            await page.get_by_label("Show expired silences too").check()
+            await expect(mine).to_have_attribute("data-state", "expired", timeout=SETTLE_MS)
+            await expect(mine.get_by_role("button")).to_have_count(0)
+            await expect(mine).to_contain_text("by sol")
+            await dashboard.screenshot("silences-expired.png")
+
+        # A viewer sees the same list and has nothing to create or expire with.
+        await page.get_by_role("button", name="Sign out").click()
+        await dashboard.sign_in(stack.token("viewer", sub="vic"))
+        await page.get_by_role("link", name="Silences").click()
+        await expect(shown_window).to_be_visible(timeout=SETTLE_MS)
+        await expect(page.get_by_text("Responders create and expire silences here.")).to_be_visible()
+        await expect(silences.get_by_role("button")).to_have_count(0)
+        await expect(silences.locator("form")).to_have_count(0)
+    finally:
+        server = stack.processes.pop(name, None)
+        if server is not None:
+            server.stop()
+
+    # Chrome logs the refused create (422) as a failed load; nothing else is expected.
+    refused_load = re.compile(rf"status of 422 \(Unprocessable (Entity|Content)\) \({re.escape(dashboard.base_url)}/v1/silences\)")
+    assert dashboard.errors(lambda at, text: bool(refused_load.search(text))) == []

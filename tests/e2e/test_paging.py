@@ -233,3 +233,28 @@ async def test_kill_9_of_the_notifier_loses_no_page_and_keeps_its_keys(
         (sent,) = [d for d in of_type(events, "NotificationSent") if d["receiver"] == "hook"]
         keys = {d.headers["Idempotency-Key"] for d in to(receivers, "/hook", incident)}
         assert keys == {sent["notification_id"]}, incident  # resent at most with the same key
+
+
+async def test_two_notifiers_share_the_pages_and_one_takes_over_when_the_other_stops(
+        notifier, stack: Stack, responder: httpx.AsyncClient, receivers: Receiver, notify_config: Path) -> None:
+    second = stack.start("notifier-2", "notifier", env={"WARROOM_CONFIG": str(notify_config)})
+
+    def second_assigned() -> bool:
+        # A notifier says which partitions it pages for once the group gives it some.
+        return "assigned partition(s)" in second.log_path.read_text(errors="replace")
+
+    await wait_for_async(second_assigned, 60, 0.3, "the group gave the second notifier a share of the partitions")
+    shared = [await open_incident(responder, "paging-escalate", f"shared {n}") for n in range(9)]
+    second.stop(timeout=10)
+    alone = [await open_incident(responder, "paging-escalate", f"alone {n}") for n in range(6)]
+
+    async def all_sent() -> bool:
+        for incident in shared + alone:
+            if not [d for d in of_type(await log_of(responder, incident), "NotificationSent") if d["receiver"] == "hook"]:
+                return False
+        return True
+
+    await wait_for_async(all_sent, 90, 0.3, "every page recorded, by one notifier or the other")
+    for incident in shared + alone:
+        (sent,) = [d for d in of_type(await log_of(responder, incident), "NotificationSent") if d["receiver"] == "hook"]
+        assert {d.headers["Idempotency-Key"] for d in to(receivers, "/hook", incident)} == {sent["notification_id"]}

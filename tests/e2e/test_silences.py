@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from harness.waiting import wait_for_async
-from stack import Stack
+from stack import MAINTENANCE_WINDOW, Stack
 
 
 def alert(service: str, name: str = "DiskFull") -> dict:
@@ -108,3 +108,24 @@ async def test_bad_silences_are_refused_naming_the_field(stack: Stack, responder
         body = {"matchers": [{"label": "service", "op": "=", "value": "db"}], "ends_at": in_an_hour(), "comment": "x"}
         assert (await viewer.post("/v1/silences", json=body)).status_code == 403
         assert (await viewer.get("/v1/silences")).status_code == 200
+
+
+async def test_a_maintenance_window_from_settings_swallows_what_it_matches(stack: Stack, responder: httpx.AsyncClient) -> None:
+    window = MAINTENANCE_WINDOW["name"]
+    listed = (await responder.get("/v1/silences")).json()["silences"]
+    (mine,) = [s for s in listed if s["window"] == window]
+    assert (mine["kind"], mine["state"]) == ("maintenance", "active")
+    before = mine["swallowed"]
+    name = f"Backup{uuid.uuid4().hex[:8]}"
+    async with stack.client("ingest", sub="pager") as ingest:
+        assert (await ingest.post("/v1/alerts", json=alert("maintained-e2e", name))).status_code == 202
+
+    async def recorded() -> dict | None:
+        answer = (await responder.get(f"/v1/silences/{mine['id']}")).json()
+        return answer if any(a["alertname"] == name for a in answer["recent"]) else None
+
+    seen = await wait_for_async(recorded, 60, 0.2, "the window records the alert it swallowed")
+    assert seen["swallowed"] == before + 1
+    assert await incidents_of(responder, "maintained-e2e") == []
+    expire = await responder.delete(f"/v1/silences/{mine['id']}")
+    assert expire.status_code == 422 and expire.json()["errors"][0]["field"] == "id", expire.text

@@ -31,7 +31,8 @@ function query(params) {
 }
 
 /**
- * `api.get(path, params)`, `api.svg(path)` and `api.post(path, body)`, resolving to `{status, body}`.
+ * `api.get(path, params)`, `api.svg(path)`, `api.post(path, body)` and `api.del(path)`, resolving to
+ * `{status, body}`.
  * A 401 also calls `onUnauthorized(error)` so the page can ask for a new token.
  */
 export function createApi(token, onUnauthorized) {
@@ -68,5 +69,6 @@ export function createApi(token, onUnauthorized) {
     /** An SVG document the gateway draws, as text. */
     svg: (path) => call("GET", path, undefined, undefined, "image/svg+xml"),
     post: (path, body) => call("POST", path, undefined, body ?? {}),
+    del: (path) => call("DELETE", path),
   };
 }

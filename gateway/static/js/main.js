@@ -7,6 +7,7 @@ import { IncidentView } from "./incident.js";
 import { IncidentList } from "./list.js";
 import { ScorecardView } from "./scorecard.js";
 import { claims, clearToken, expired, loadToken, mayRespond, saveToken } from "./session.js";
+import { SilencesView } from "./silences.js";
 import { IncidentStore } from "./store.js";
 import { LiveStream } from "./stream.js";
 
@@ -25,6 +26,7 @@ const store = new IncidentStore();
 let list = null;
 let view = null;
 let scorecard = null;
+let silences = null;
 let stream = null;
 
 // -- messages ------------------------------------------------------------------------------
@@ -105,6 +107,8 @@ function signOut(message = "") {
   clearReports();
   view.show(null);
   scorecard.show(false);
+  silences.show(false);
+  silences.clear();
   store.clear();
   list.clear();
   showSignIn(message);
@@ -117,8 +121,8 @@ function start(token, who) {
     // A late answer to a previous session's request must not sign out this one.
     if (list.api === api) signOut(`Signed out: the gateway refused the token (${error.describe()}).`);
   });
-  list.api = view.api = scorecard.api = api;
-  view.mayRespond = mayRespond(who);
+  list.api = view.api = scorecard.api = silences.api = api;
+  view.mayRespond = silences.mayRespond = mayRespond(who);
   stream = new LiveStream({
     token,
     onState: (state) => {
@@ -131,13 +135,14 @@ function start(token, who) {
       }
     },
     onChange: (change) => {
-      if (!change.incident) return;
+      silences.changed(change);
+      if (!change.incident) return; // a silence's change: no incident to show
       store.put(change.incident);
       list.changed(store.get(change.incident_id), change.type === "IncidentOpened");
       view.changed(change);
       scorecard.changed(change);
     },
-    onReset: () => Promise.all([list.reload({ again: true }), view.refresh(), scorecard.refresh()]),
+    onReset: () => Promise.all([list.reload({ again: true }), view.refresh(), scorecard.refresh(), silences.refresh()]),
     probe: () => api.get("/v1/incidents", { limit: 1 }),
   });
 
@@ -152,21 +157,25 @@ function start(token, who) {
   route(false);
 }
 
-// -- what is shown beside the list: #/incidents/<id>, or #/scorecard ---------------------------------
+// -- what is shown beside the list: #/incidents/<id>, #/scorecard or #/silences ------------------------
+
+const PAGES = { "#/scorecard": "scorecard", "#/silences": "silences" };
 
 function route(byPerson) {
   if (!stream) return;
-  const onScorecard = location.hash === "#/scorecard";
+  const page = PAGES[location.hash] ?? "incidents";
   const match = /^#\/incidents\/([0-9a-f-]{36})$/i.exec(location.hash);
   const id = match ? match[1].toLowerCase() : null;
-  $("incident").hidden = onScorecard;
-  for (const [link, current] of [["view-incidents", !onScorecard], ["view-scorecard", onScorecard]]) {
-    if (current) $(link).setAttribute("aria-current", "page");
-    else $(link).removeAttribute("aria-current");
+  $("incident").hidden = page !== "incidents";
+  for (const name of ["incidents", "scorecard", "silences"]) {
+    const link = $(`view-${name}`);
+    if (name === page) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
   list.select(id);
   view.show(id, { focus: byPerson && id !== null });
-  scorecard.show(onScorecard, { focus: byPerson });
+  scorecard.show(page === "scorecard", { focus: byPerson });
+  silences.show(page === "silences", { focus: byPerson });
 }
 
 // -- boot ---------------------------------------------------------------------------------------
@@ -175,6 +184,7 @@ function boot() {
   list = new IncidentList({ api: null, store, report });
   view = new IncidentView({ api: null, store, mayRespond: false, report });
   scorecard = new ScorecardView({ api: null, report });
+  silences = new SilencesView({ api: null, mayRespond: false, report });
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => signOut("Signed out."));
   window.addEventListener("hashchange", () => route(true));
