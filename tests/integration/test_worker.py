@@ -15,7 +15,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from harness.decider import Client, Topics, Worker, command, opening
 from harness.letters import ORIGINAL_MAX, assert_holds, poison
-from harness.waiting import wait_for_async
+from harness.waiting import WaitTimeout, wait_for_async
 
 from contracts.commands import AcknowledgeIncident, AddNote, ChangeStatus, StartCorrelation
 from foundation.chain import verify
@@ -209,8 +209,22 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(
             await client.send(notes[incident][n])
     # Commands decided just before the kill may never be answered; the last ones will be.
     await topics.outcome(notes[incidents[-1]][-1], timeout=120)
-    await wait_for_async(lambda: all(len(topics.log_of(i)) >= 31 for i in incidents),
-                         timeout=60, message="every note in the log")
+    def missing() -> str:
+        # What each short incident lacks, and what the decider answered for it.
+        lines = []
+        for i in incidents:
+            have = {e.causation_id for e in topics.log_of(i)}
+            for c in notes[i]:
+                if c.command_id not in have:
+                    answer = topics.outcomes.get(c.command_id)
+                    lines.append(f"{i} note {c.text}: {'no answer' if answer is None else answer.model_dump_json()}")
+        return "; ".join(lines[:20])
+
+    try:
+        await wait_for_async(lambda: all(len(topics.log_of(i)) >= 31 for i in incidents),
+                             timeout=60, message="every note in the log")
+    except WaitTimeout as err:
+        raise AssertionError(f"{err}; missing: {missing()}") from None
     for incident in incidents:
         log = topics.log_of(incident)
         assert verify(topics.events[incident]).valid
