@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 from contracts.commands import COMMAND_ADAPTER
 from contracts.events import EventEnvelope
 from contracts.outcomes import CommandOutcome
-from streams.applied import Applied
+from streams.applied import Applied, encode_applied
 
 COMMAND = "warroom.command"
 EVENT = "warroom.event"
@@ -40,6 +40,16 @@ class PydanticCodec(codecs.Codec):
         return self._adapter.validate_json(s)
 
 
+class AppliedCodec(PydanticCodec):
+    """The table's `Applied` values, written by `encode_applied` (the same bytes, faster)."""
+
+    def __init__(self, children: tuple | None = None, *, model: Any = Applied) -> None:
+        super().__init__(children, model=model)
+
+    def _dumps(self, obj: Any) -> bytes:
+        return encode_applied(obj) if type(obj) is Applied else super()._dumps(obj)
+
+
 _MODELS: dict[str, Any] = {
     COMMAND: COMMAND_ADAPTER,
     EVENT: EventEnvelope,
@@ -52,4 +62,4 @@ def register_codecs() -> None:
     """Make the codec names above known to Faust (idempotent)."""
     for name, model in _MODELS.items():
         if name not in codecs.codecs:
-            codecs.register(name, PydanticCodec(model=model))
+            codecs.register(name, AppliedCodec() if model is Applied else PydanticCodec(model=model))
