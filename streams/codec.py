@@ -33,7 +33,9 @@ class PydanticCodec(codecs.Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, BaseModel):
-            return obj.model_dump_json(by_alias=True).encode()
+            # `model_dump_json(by_alias=True).encode()` without decoding the bytes to a str
+            # and encoding them back (every event and outcome the decider sends).
+            return obj.__pydantic_serializer__.to_json(obj, by_alias=True)
         return self._adapter.dump_json(obj, by_alias=True)
 
     def _loads(self, s: bytes) -> Any:

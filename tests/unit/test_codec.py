@@ -78,6 +78,7 @@ def test_table_states_are_written_as_pydantic_writes_them(state) -> None:
 def test_outcomes_and_incident_state_round_trip() -> None:
     outcome = CommandOutcome(command_id=ID, incident_id=ID, accepted=False,
                              code="validation_error", detail="needs a reason", field="reason")
+    assert codecs.dumps(OUTCOME, outcome) == outcome.model_dump_json(by_alias=True).encode()
     assert codecs.loads(OUTCOME, codecs.dumps(OUTCOME, outcome)) == outcome
     state = Incident(title="t", service="s", status="open", severity="low", version=3,
                      last_hash=ZERO_HASH, firing=frozenset({"a", "b"}), recent_commands=(str(ID),))
