@@ -5,8 +5,9 @@ waiting fetch as soon as a record arrives, so there the value only bounds idle p
 Tansu (the embedded broker of `warroom up`) answers only when the wait is over, so every
 command waited a quarter to a half of it before the worker saw it (p50 ~400 ms on Tansu
 with 1,500 ms, ~30 ms with 100 ms, same raw produce→consume loop). `use_fetch_wait`
-gives one app a transport whose worker consumer waits at most the given time; the rest
-of Faust's consumer (group, assignor, offsets, rebalancing) is unchanged.
+gives one app a transport whose worker consumer waits at most the given time, and hands
+records to the conductor with one task each (`streams.drain`); the rest of Faust's
+consumer (group, assignor, offsets, rebalancing) is unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import faust
 from faust.transport.drivers import aiokafka as driver
 
 from foundation.fetching import FETCH_WAIT_MS
+from streams.drain import SharedInterruption
 
 _TESTED_WITH = {"faust": "0.15.3", "aiokafka": "0.14.0"}
 
@@ -39,7 +41,7 @@ def use_fetch_wait(app: faust.App, wait_ms: int = FETCH_WAIT_MS) -> None:
             consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
             return consumer
 
-    class Consumer(driver.Consumer):
+    class Consumer(SharedInterruption, driver.Consumer):
         def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

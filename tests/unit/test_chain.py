@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from uuid import UUID, uuid5
+
+import pytest
+from pydantic import ValidationError
 
 from contracts.common import Actor, Status
 from contracts.events import (
+    SCHEMA_VERSION,
     ZERO_HASH,
     AlertAttached,
     EventData,
     EventEnvelope,
+    ImpactAssessed,
     IncidentOpened,
     NoteAdded,
     StatusChanged,
 )
-from foundation.chain import canonical, digest, seal, verify
+from foundation.chain import _envelope, canonical, digest, seal, verify
+from tests.unit.test_golden_events import WRITTEN
+
+EVENT_FILES = Path(__file__).parents[1] / "data" / "events"
 
 INCIDENT = UUID("00000000-0000-4000-8000-000000000001")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -127,3 +136,81 @@ def test_an_exact_redelivery_is_tolerated_but_a_fork_is_not() -> None:
 
 def test_an_empty_log_is_trivially_valid() -> None:
     assert verify([]).valid and verify([]).events == 0
+
+
+def sealed_as_before(**fields) -> EventEnvelope:
+    """What `seal` did before it assembled the envelope itself: the reference it must equal."""
+    data = fields.pop("data")
+    updates = {name: value.astimezone(UTC) for name, value in data
+               if isinstance(value, datetime) and value.utcoffset()}
+    data = data.model_copy(update=updates) if updates else data
+    draft = EventEnvelope.model_construct(
+        type=data.event_type, schema_version=SCHEMA_VERSION, hash=ZERO_HASH, data=data,
+        **{**fields, "occurred_at": fields["occurred_at"].astimezone(UTC),
+           "recorded_at": fields["recorded_at"].astimezone(UTC)})
+    return draft.model_copy(update={"hash": digest(draft)})
+
+
+def stored_events() -> list[EventEnvelope]:
+    stored = [EventEnvelope.model_validate_json(raw) for raw in WRITTEN]
+    for path in sorted(EVENT_FILES.glob("*.json")):
+        stored += [EventEnvelope.model_validate(item) for item in json.loads(path.read_text())]
+    return stored
+
+
+def test_stored_events_keep_their_hashes_and_reseal_as_before() -> None:
+    events = stored_events()
+    assert len(events) > len(WRITTEN)
+    for event in events:
+        # As written (older schema versions): the envelope `seal` assembles hashes the same.
+        fields = {name: getattr(event, name) for name in EventEnvelope.model_fields}
+        assert digest(_envelope(fields)) == event.hash
+        # Sealed again now: the same envelope, bytes and hash as the reference way.
+        again = dict(fields)
+        for name in ("type", "schema_version", "hash"):
+            del again[name]
+        fast, reference = seal(**again), sealed_as_before(**again)
+        assert fast.hash == reference.hash
+        assert fast.model_dump_json(by_alias=True) == reference.model_dump_json(by_alias=True)
+
+
+PARIS = timezone(timedelta(hours=2))
+EDGE_FLOATS = [1e-05, 1e16, 5e-324, 1.7976931348623157e308, -0.0, 0.1 + 0.2, 2.0**53, 123456789.12345679]
+
+
+@pytest.mark.parametrize("fact", [
+    IncidentOpened(title="checkout 5xx — été 😀", service="checkout", severity="high",
+                   labels={"hash": ZERO_HASH, "team": "payments"}, idempotency_key="k"),
+    AlertAttached(fingerprint="a", starts_at=datetime(2024, 5, 1, 14, 0, tzinfo=PARIS)),
+    NoteAdded(note_id=uuid5(INCIDENT, "n"), text='"quoted" \\ \n\u2028', author="alice"),
+    *(ImpactAssessed(slo="availability", burn_rate=f, error_budget_left=-f, estimated_cost=f / 3)
+      for f in EDGE_FLOATS),
+])
+def test_seal_gives_the_envelope_and_hash_it_gave_before(fact: EventData) -> None:
+    fields = dict(event_id=uuid5(INCIDENT, "e"), incident_id=INCIDENT, version=7, data=fact,
+                  occurred_at=datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=PARIS),
+                  recorded_at=T0, causation_id=uuid5(INCIDENT, "c"), correlation_id=INCIDENT,
+                  actor=ALICE, prev_hash="ab" * 32)
+    fast, reference = seal(**fields), sealed_as_before(**fields)
+    assert fast.hash == reference.hash == digest(fast)
+    assert fast == reference
+    assert fast.model_fields_set == reference.model_fields_set
+    assert (fast.__pydantic_extra__, fast.__pydantic_private__) == (None, None)
+    assert fast.model_dump_json(by_alias=True) == reference.model_dump_json(by_alias=True)
+    assert EventEnvelope.model_validate_json(fast.model_dump_json(by_alias=True)) == fast
+
+
+def test_a_fact_with_an_infinity_is_refused_as_before() -> None:
+    fact = ImpactAssessed(slo="availability", burn_rate=float("inf"), error_budget_left=0.5)
+    fields = dict(event_id=INCIDENT, incident_id=INCIDENT, version=1, data=fact, occurred_at=T0,
+                  recorded_at=T0, causation_id=INCIDENT, correlation_id=INCIDENT, actor=ALICE,
+                  prev_hash=ZERO_HASH)
+    for sealing in (seal, sealed_as_before):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            sealing(**fields)
+
+
+def test_a_sealed_envelope_stays_frozen() -> None:
+    event = a_log()[0]
+    with pytest.raises(ValidationError):
+        event.hash = ZERO_HASH  # type: ignore[misc]

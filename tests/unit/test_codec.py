@@ -18,8 +18,10 @@ from contracts.outcomes import CommandOutcome
 from foundation.chain import seal
 from streams.codec import COMMAND, EVENT, INCIDENT_STATE, OUTCOME, register_codecs
 from foundation.dead_letters import HEADROOM, REASON_MAX, dead_letter, letter_limit
-from streams.applied import Applied
-from streams.incident import Incident
+from contracts.silences import Matcher
+from streams.applied import Applied, encode_applied
+from streams.incident import Cause, Incident, Run
+from streams.silence import Silence
 
 ID = UUID("00000000-0000-4000-8000-000000000001")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -50,9 +52,33 @@ def test_commands_decode_by_their_type() -> None:
         codecs.loads(COMMAND, b'{"type": "Nope"}')
 
 
+STATES = [
+    None,
+    Incident(title="t — été", service="s", status="resolved", severity="critical", version=90,
+             last_hash="ab" * 32, acknowledged=True, firing=frozenset({"a", "b", "c"}),
+             runs=(Run(run_id=ID, sources=("prometheus", "loki"), started=frozenset({"loki"})),),
+             root_cause=Cause(service="db", note='"pool" \\ exhausted'),
+             recent_commands=tuple(str(UUID(int=n)) for n in range(64)),
+             recent_keys=tuple(f"key-{n}" for n in range(32)), opened_at=T0,
+             first_alert_at=datetime(2024, 5, 1, 12, 0, 0, 5, tzinfo=UTC), escalations=("e:1:ops",)),
+    Silence(version=2, last_hash=ZERO_HASH, matchers=(Matcher(label="service", op="=", value="checkout"),),
+            starts_at=T0, ends_at=T0, recent_commands=(str(ID),), swallowed=("f@x",)),
+]
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_table_states_are_written_as_pydantic_writes_them(state) -> None:
+    for offset in (-1, 0, 2**40):
+        applied = Applied(state=state, through_offset=offset)
+        raw = codecs.dumps(INCIDENT_STATE, applied)
+        assert raw == encode_applied(applied) == applied.model_dump_json(by_alias=True).encode()
+        assert codecs.loads(INCIDENT_STATE, raw) == applied
+
+
 def test_outcomes_and_incident_state_round_trip() -> None:
     outcome = CommandOutcome(command_id=ID, incident_id=ID, accepted=False,
                              code="validation_error", detail="needs a reason", field="reason")
+    assert codecs.dumps(OUTCOME, outcome) == outcome.model_dump_json(by_alias=True).encode()
     assert codecs.loads(OUTCOME, codecs.dumps(OUTCOME, outcome)) == outcome
     state = Incident(title="t", service="s", status="open", severity="low", version=3,
                      last_hash=ZERO_HASH, firing=frozenset({"a", "b"}), recent_commands=(str(ID),))
