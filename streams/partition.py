@@ -118,6 +118,9 @@ class Shell:
         self.encode_entry = codecs.get_codec(changelog.value_serializer).dumps
         self.pending: dict[str, Any] = {}  # handled and sent, not yet in the table
         self.read_through: dict[int, int] = {}  # input partition -> next offset read
+        # Per input partition: the next offset this shell must see, and in which consumer
+        # generation that was learnt (see `_in_order`).
+        self._next: dict[Any, tuple[int, int]] = {}
         self._last: asyncio.Future | None = None
         self._producer = None
         self._records = None  # the Kafka client under Faust's producer (see `producer`)
@@ -142,8 +145,14 @@ class Shell:
         working: dict[str, tuple[int, Any]] = {}
         sent: list[asyncio.Future] = []
         answers: list[Record] = []
+        taken: list[EventT] = []
+        jumped: set[Any] = set()
         for record in batch:
             message = record.message
+            if message.tp in jumped or not await self._in_order(message):
+                jumped.add(message.tp)
+                continue  # not acknowledged: read again from where the partition jumped
+            taken.append(record)
             self.read_through[message.partition] = message.offset + 1
             try:
                 read = step.read(message)
@@ -173,8 +182,33 @@ class Shell:
                 answers.extend(reaction.answers)
         for key, (_, entry) in working.items():
             self.pending[key] = entry
-        self._last = asyncio.ensure_future(self._finish(self._last, sent, working, answers, batch, ack))
+        self._last = asyncio.ensure_future(self._finish(self._last, sent, working, answers, taken, ack))
         return self._last
+
+    async def _in_order(self, message: Message) -> bool:
+        """False for a record past the next offset of its partition: Faust delivered it after
+        skipping records (a batch prefetched before a rebalance, faust-streaming #221, #606).
+        Deciding it would let the entry's offset pass the skipped ones, which a restart would
+        then skip for good; instead the partition is read again from the next offset.
+
+        The input topics are never compacted and carry no transaction markers, so each
+        partition's offsets follow one another; within one consumer generation the next
+        offset is one past the last record seen, and at the start of one the offset the
+        group committed (what Faust seeks to)."""
+        consumer = self.streams.app.consumer
+        generation, tp = self.streams.app.consumer_generation_id, message.tp
+        known = self._next.get(tp)
+        expected = known[0] if known is not None and known[1] == generation else \
+            consumer._committed_offset.get(tp)
+        if expected is not None and message.offset > expected:
+            log.warning("%s: record %s arrived before %s..%s; reading %s again from %s",
+                        self.step.failure, message.offset, expected, message.offset - 1, tp, expected)
+            await consumer.seek(tp, expected)
+            self._next[tp] = (expected, generation)
+            return False
+        if expected is None or message.offset == expected:
+            self._next[tp] = (message.offset + 1, generation)
+        return True
 
     async def producer(self):
         # Asked once: Faust's `maybe_start_producer` yields to the loop three times per call,

@@ -190,6 +190,52 @@ async def test_state_survives_a_restart_of_the_worker(
     assert [e.version for e in log] == [1, 2, 3] and verify(log).valid
 
 
+async def where_missing(topics: Topics, notes, incidents) -> str:
+    """Where the missing commands sit in the commands topic, what the group committed, and
+    the through-offsets the changelog holds for their incidents (diagnosis of a failure)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    settings = topics.settings
+    names = settings.topics
+    consumer = AIOKafkaConsumer(names.name("commands"), f"{names.prefix}-streams-incidents-changelog",
+                                bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    at: dict[str, tuple[int, int]] = {}
+    through: dict[str, list] = {}
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                for r in records:
+                    try:
+                        body = json.loads(r.value) if r.value else {}
+                    except ValueError:
+                        continue
+                    if tp.topic == names.name("commands") and isinstance(body, dict) and "command_id" in body:
+                        at[body["command_id"]] = (r.partition, r.offset)
+                    elif tp.topic.endswith("changelog") and isinstance(body, dict):
+                        through.setdefault(r.key.decode(), []).append(
+                            (r.offset, body.get("through_offset"), (body.get("state") or {}).get("version")))
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(f"{names.prefix}-streams")
+    finally:
+        await admin.close()
+    lines = [f"committed {sorted((tp.topic[-12:], tp.partition, o.offset) for tp, o in committed.items() if 'commands' in tp.topic)}"]
+    for i in incidents:
+        have = {e.causation_id for e in topics.log_of(i)}
+        gone = [at.get(str(c.command_id)) for c in notes[i] if c.command_id not in have]
+        if gone:
+            lines.append(f"{i}: missing at {gone}; changelog (offset, through, version) {through.get(str(i), [])[-6:]}")
+    return "; ".join(lines)
+
+
 async def test_kill_9_under_load_loses_and_doubles_nothing(
         client: Client, topics: Topics, worker: Worker) -> None:
     incidents = [uuid.uuid4() for _ in range(20)]
@@ -224,7 +270,7 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(
         await wait_for_async(lambda: all(len(topics.log_of(i)) >= 31 for i in incidents),
                              timeout=60, message="every note in the log")
     except WaitTimeout as err:
-        raise AssertionError(f"{err}; missing: {missing()}") from None
+        raise AssertionError(f"{err}; missing: {missing()}; {await where_missing(topics, notes, incidents)}") from None
     for incident in incidents:
         log = topics.log_of(incident)
         assert verify(topics.events[incident]).valid
