@@ -4,8 +4,9 @@ Faust's `Consumer._drain_messages` races every record's callback against the flo
 suspended (a rebalance), the consumer stopping and it crashing, through `wait_first`:
 four tasks per record, three of them cancelled again, ~19 µs of the ~80 µs Faust spends
 per record before an agent sees it. `SharedInterruption._drain_messages` is that method
-with one change: the three interruptions are awaited by one task shared by every record
-until one of them happens, so a record costs one task (its callback). The race is the
+with two changes. The three interruptions are awaited by one task shared by every record
+until one of them happens, so a record costs one task (its callback). And a hole in a
+partition's offsets is read again (`_refetch`) instead of being counted as acknowledged. The race is the
 same: a callback still blocked when the flow is suspended, the consumer stops or crashes
 is cancelled, as before; while any of them holds, each record goes through Faust's own
 `wait_first` exactly as it did. Written for faust-streaming 0.15.3 (`streams.fetch_wait`
