@@ -20,8 +20,13 @@ records to send and the entry's new value. Everything else happens here, once:
 - Any error while finishing stops the whole worker (`app.crash`) without acknowledging
   the batch or any later one; the process supervisor restarts it.
 
+- A record past the next offset of its partition (Faust can hand one over after a
+  rebalance) is not handled: the partition is read again from the next offset
+  (`Shell._in_order`), so the redelivery skip above never passes records unseen.
+
 This module is also the one place that goes around Faust's table and producer APIs
-(`Shell.entry`, `_store`, `_persisted`, `producer`): see there why, and
+and reads its committed offsets (`Shell.entry`, `_store`, `_persisted`, `producer`,
+`_in_order`): see there why, and
 `tests/integration/test_table_contract.py`, the contract test on Apache Kafka that a
 state written this way recovers after a restart as `table[key] = value` would.
 """
