@@ -19,7 +19,6 @@ records to send and the entry's new value. Everything else happens here, once:
   any.
 - Any error while finishing stops the whole worker (`app.crash`) without acknowledging
   the batch or any later one; the process supervisor restarts it.
-
 - A record past the next offset of its partition (Faust can hand one over after a
   rebalance) is not handled: the partition is read again from the next offset
   (`Shell._in_order`), so the redelivery skip above never passes records unseen.
